@@ -1,0 +1,40 @@
+# Flotilla: the two commands of README.md, and a few more.
+SWIFT ?= swift
+SEEDS ?= 1000
+NODES ?= 5
+
+.PHONY: demo test build release simulate simulate-all bench-core clean
+
+## demo: install what is missing, build in release mode, run the simulator (the main job for now)
+demo: release
+	.build/release/flotilla simulate --seeds $(SEEDS) --nodes $(NODES)
+
+## test: the whole test suite (what CI runs)
+test:
+	scripts/install-deps.sh
+	$(SWIFT) test
+
+build:
+	scripts/install-deps.sh
+	$(SWIFT) build
+
+release:
+	scripts/install-deps.sh
+	$(SWIFT) build -c release --product flotilla
+
+## simulate: SEEDS seeds on NODES nodes, release build
+simulate: release
+	.build/release/flotilla simulate --seeds $(SEEDS) --nodes $(NODES)
+
+## simulate-all: the long run recorded in docs/testing.md (100,000 seeds over 3, 5 and 7 nodes)
+simulate-all: release
+	.build/release/flotilla simulate --seeds 40000 --nodes 3 --quiet
+	.build/release/flotilla simulate --seeds 40000 --first-seed 40001 --nodes 5 --quiet
+	.build/release/flotilla simulate --seeds 20000 --first-seed 80001 --nodes 7 --quiet
+
+## bench-core: the core's micro-benchmarks (ordo-one/benchmark, nested package)
+bench-core:
+	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark
+
+clean:
+	rm -rf .build Benchmarks/.build

@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// `flotilla`: the one executable for nodes, agents and operators.
+@main
+struct Flotilla: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flotilla",
+        abstract: "A fault-tolerant orchestrator for compute tasks, replicated with Raft.",
+        version: "0.1.0",
+        subcommands: [SimulateCommand.self]
+    )
+}

@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import Raft
+import Simulation
+
+/// `flotilla simulate`: runs the deterministic cluster simulator over many seeds.
+struct SimulateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Run the deterministic Raft simulator over many seeds and check safety and liveness.",
+        discussion: """
+            Each seed is one simulated cluster run: messages delayed, dropped, duplicated and \
+            reordered; partitions; crashes and restarts; membership changes and leadership \
+            transfers; clients proposing and reading throughout. Every step is checked for \
+            election safety, leader append-only, log matching, leader completeness, state-machine \
+            safety and linearizable reads; after faults stop, a leader must emerge and a new \
+            proposal commit on every voter. The same seed always replays the same run.
+
+            The last line reads `seeds: N, violations: V`; the exit status is 1 if V > 0.
+            Replay one seed with its trace: flotilla simulate --seed 42 --nodes 5
+            """
+    )
+
+    @Option(help: "How many seeds to run.")
+    var seeds: UInt64 = 1000
+
+    @Option(help: "The first seed of the range.")
+    var firstSeed: UInt64 = 1
+
+    @Option(help: "Replay this one seed and print its trace (overrides --seeds).")
+    var seed: UInt64?
+
+    @Option(help: "Founding voters per cluster (3, 5 or 7 are typical; 1...9).")
+    var nodes: Int = 5
+
+    @Option(help: "Extra empty nodes that membership changes may add.")
+    var spareNodes: Int = 2
+
+    @Option(help: "Simulated milliseconds of fault injection per seed.")
+    var faultMs: UInt64 = 4_000
+
+    @Option(help: "Simulated milliseconds allowed, after faults stop, for a leader to commit on every voter.")
+    var livenessMs: UInt64 = 10_000
+
+    @Flag(help: "Run without crashes, partitions or message faults.")
+    var noFaults = false
+
+    @Flag(help: "Run without membership changes or leadership transfers.")
+    var noReconfiguration = false
+
+    @Option(help: "Events of the trace printed for a failing seed.")
+    var traceLength: Int = 200
+
+    @Option(help: "Parallel jobs (default: the number of cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(
+        help: ArgumentHelp(
+            "Break the core on purpose, to see the checkers catch it: \(InjectedBug.allCases.map(\.rawValue).joined(separator: ", ")).",
+            visibility: .hidden))
+    var injectBug: [String] = []
+
+    @Flag(help: "Print only the summary line and failures.")
+    var quiet = false
+
+    func validate() throws {
+        if seeds == 0 { throw ValidationError("--seeds must be at least 1") }
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if traceLength < 0 { throw ValidationError("--trace-length must not be negative") }
+        if firstSeed > UInt64.max - seeds { throw ValidationError("--first-seed + --seeds overflows") }
+        for name in injectBug where InjectedBug(rawValue: name) == nil {
+            throw ValidationError("unknown bug '\(name)'; known: \(InjectedBug.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        do { try options.validate() } catch { throw ValidationError(error.description) }
+    }
+
+    var options: SimulationOptions {
+        var o = SimulationOptions(nodes: nodes)
+        o.spareNodes = spareNodes
+        o.faultMilliseconds = faultMs
+        o.livenessMilliseconds = livenessMs
+        o.faults = !noFaults
+        o.reconfiguration = !noReconfiguration
+        o.traceLength = traceLength
+        o.injectedBugs = Set(injectBug.compactMap(InjectedBug.init(rawValue:)))
+        return o
+    }
+
+    func run() async throws {
+        let options = self.options
+        if let seed {
+            let result = Simulator(seed: seed, options: options).run()
+            for line in result.trace { print(line) }
+            report(result)
+            print(statsLine(result.stats))
+            print("seeds: 1, violations: \(result.violation == nil ? 0 : 1)")
+            if result.violation != nil { throw ExitCode(1) }
+            return
+        }
+        let started = Date()
+        let total = seeds
+        let interactive = isatty(STDERR_FILENO) == 1 && !quiet
+        let summary = await SimulationRunner.run(
+            seeds: firstSeed..<(firstSeed + seeds), options: options, jobs: jobs
+        ) { done, failures in
+            guard interactive else { return }
+            let line = "\r\(done)/\(total) seeds, \(failures) violations"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+        for failure in summary.failures {
+            print("--- seed \(failure.seed): last \(failure.trace.count) events")
+            for line in failure.trace { print(line) }
+            report(failure)
+        }
+        if !quiet {
+            let seconds = Date().timeIntervalSince(started)
+            print(statsLine(summary.stats))
+            print(String(format: "%.1f s, %.0f seeds/s, %d nodes (+%d spare), %d jobs", seconds, Double(summary.seedsRun) / seconds, nodes, spareNodes, jobs))
+        }
+        print("seeds: \(summary.seedsRun), violations: \(summary.violations)")
+        if summary.violations > 0 { throw ExitCode(1) }
+    }
+
+    private func report(_ r: SimulationResult) {
+        guard let v = r.violation else { return }
+        print("VIOLATION in seed \(r.seed): \(v)")
+        print("replay: \(replayCommand(seed: r.seed))")
+    }
+
+    private func replayCommand(seed: UInt64) -> String {
+        var parts = ["flotilla simulate --seed \(seed) --nodes \(nodes)"]
+        if spareNodes != 2 { parts.append("--spare-nodes \(spareNodes)") }
+        if faultMs != 4_000 { parts.append("--fault-ms \(faultMs)") }
+        if livenessMs != 10_000 { parts.append("--liveness-ms \(livenessMs)") }
+        if noFaults { parts.append("--no-faults") }
+        if noReconfiguration { parts.append("--no-reconfiguration") }
+        for b in injectBug { parts.append("--inject-bug \(b)") }
+        return parts.joined(separator: " ")
+    }
+
+    private func statsLine(_ s: SimulationStats) -> String {
+        "events \(s.events), messages \(s.messagesSent) (dropped \(s.messagesDropped), duplicated \(s.messagesDuplicated)), "
+            + "proposals \(s.proposals) (acknowledged \(s.proposalsAcknowledged)), reads \(s.readsServed), "
+            + "leaders \(s.leadersElected), crashes \(s.crashes), partitions \(s.partitions), "
+            + "snapshots installed \(s.snapshotsInstalled), membership changes \(s.configurationChanges), "
+            + "transfers \(s.leadershipTransfers), max term \(s.maxTerm)"
+    }
+}
