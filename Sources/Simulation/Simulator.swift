@@ -277,7 +277,9 @@ public final class Simulator {
             if let ss = rd.softState {
                 record("n\(id) is \(ss.role.rawValue) of term \(nodes[k].raft!.term) (leader \(ss.leader))")
                 if ss.role == .leader && faultsActive && chance(strikeNewLeaders) {
-                    queue.push(.strikeLeader(id, term: nodes[k].raft!.term), at: now + random(in: 100...6_000))
+                    // Soon after the election, often around the leader's first commits.
+                    let delay: UInt64 = chance(0.5) ? random(in: 100...6_000) : random(in: 6_000...60_000)
+                    queue.push(.strikeLeader(id, term: nodes[k].raft!.term), at: now + delay)
                 }
             }
             for m in rd.messages { send(m) }
