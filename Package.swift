@@ -23,6 +23,8 @@ let package = Package(
         .target(name: "Raft", swiftSettings: strictSettings),
         // Seeded simulated cluster (clock, network, disk, clients) and the safety checkers.
         .target(name: "Simulation", dependencies: ["Raft"], swiftSettings: strictSettings),
+        // The durable LogStorage: a segmented write-ahead log and snapshot files, written with Glibc.
+        .target(name: "RaftStorage", dependencies: ["Raft"], swiftSettings: strictSettings),
         .executableTarget(
             name: "flotilla",
             dependencies: [
@@ -35,6 +37,8 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strictSettings),
         .testTarget(
             name: "SimulationTests", dependencies: ["Simulation", "Raft"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft"], swiftSettings: strictSettings),
     ],
     swiftLanguageModes: [.v6]
 )
