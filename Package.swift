@@ -17,6 +17,11 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
     ],
     targets: [
         // The consensus core: a pure, deterministic state machine. No dependencies, no I/O.
@@ -25,12 +30,41 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["Raft"], swiftSettings: strictSettings),
         // The durable LogStorage: a segmented write-ahead log and snapshot files, written with Glibc.
         .target(name: "RaftStorage", dependencies: ["Raft"], swiftSettings: strictSettings),
+        // Code generated from Protos/flotilla.proto by scripts/generate-protos.sh (committed).
+        .target(
+            name: "FlotillaProto",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ],
+            swiftSettings: strictSettings),
+        // Raft messages <-> their protobuf form, validated on the way in; later the gRPC transport.
+        .target(
+            name: "RaftTransport",
+            dependencies: [
+                "Raft", "FlotillaProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            swiftSettings: strictSettings),
+        // A control-plane node: the core driven in real time with storage, transport, state machine.
+        .target(
+            name: "ControlPlane",
+            dependencies: [
+                "Raft", "RaftStorage", "RaftTransport", "FlotillaProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings),
         .executableTarget(
             name: "flotilla",
             dependencies: [
-                "Simulation",
-                "Raft",
+                "Simulation", "Raft", "RaftStorage", "RaftTransport", "ControlPlane", "FlotillaProto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strictSettings
         ),
@@ -39,6 +73,19 @@ let package = Package(
             name: "SimulationTests", dependencies: ["Simulation", "Raft"], swiftSettings: strictSettings),
         .testTarget(
             name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "RaftTransportTests",
+            dependencies: [
+                "RaftTransport", "FlotillaProto", "Raft",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+            ],
+            swiftSettings: strictSettings),
+        .testTarget(
+            name: "ControlPlaneTests", dependencies: ["ControlPlane", "RaftStorage", "Raft"], swiftSettings: strictSettings),
+        // Real `flotilla` processes on 127.0.0.1 (needs the executable built: `swift test` builds it).
+        .testTarget(name: "ClusterTests", dependencies: ["ControlPlane"], swiftSettings: strictSettings),
     ],
     swiftLanguageModes: [.v6]
 )

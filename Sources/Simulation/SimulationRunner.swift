@@ -19,24 +19,23 @@ public enum SimulationRunner {
         let fast = untraced
         var summary = Summary()
         let jobs = max(1, jobs)
-        let chunk: UInt64 = 64
-        await withTaskGroup(of: [SimulationResult].self) { group in
+        // One seed per task, at most `jobs` at a time: a seed is CPU-bound and runs on the
+        // cooperative pool, so small tasks let other work (e.g. other tests) run between seeds.
+        await withTaskGroup(of: SimulationResult.self) { group in
             var next = seeds.lowerBound
-            func addChunk() {
+            func addSeed() {
                 guard next < seeds.upperBound else { return }
-                let range = next..<min(next + chunk, seeds.upperBound)
-                next = range.upperBound
-                group.addTask { range.map { Simulator(seed: $0, options: fast).run() } }
+                let seed = next
+                next += 1
+                group.addTask { Simulator(seed: seed, options: fast).run() }
             }
-            for _ in 0..<jobs { addChunk() }
-            while let results = await group.next() {
-                for r in results {
-                    summary.seedsRun += 1
-                    summary.stats.add(r.stats)
-                    if r.violation != nil { summary.failures.append(Simulator(seed: r.seed, options: options).run()) }
-                }
-                progress?(summary.seedsRun, summary.failures.count)
-                addChunk()
+            for _ in 0..<jobs { addSeed() }
+            while let r = await group.next() {
+                summary.seedsRun += 1
+                summary.stats.add(r.stats)
+                if r.violation != nil { summary.failures.append(Simulator(seed: r.seed, options: options).run()) }
+                if summary.seedsRun % 64 == 0 || summary.seedsRun == seeds.count { progress?(summary.seedsRun, summary.failures.count) }
+                addSeed()
             }
         }
         summary.failures.sort { $0.seed < $1.seed }

@@ -1,0 +1,125 @@
+import Foundation
+public import FlotillaProto
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Synchronization
+
+/// A client of a whole cluster: it tries the nodes it knows, follows leader hints, retries across
+/// failovers, and numbers its proposals so that a retried proposal is applied once.
+///
+/// Use it inside ``withCluster(_:_:)``, which keeps its connections running.
+public final class ClusterClient: Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
+    }
+
+    private let addresses: [String]
+    private let clients: [String: GRPCClient<HTTP2ClientTransport.Posix>]
+    private let state = Mutex((leader: String?.none, sequence: UInt64(0)))
+    public let clientID: String
+    /// Give up on a request after this long.
+    public let timeout: Duration
+
+    private init(addresses: [String], timeout: Duration) throws {
+        self.addresses = addresses
+        self.timeout = timeout
+        clientID = UUID().uuidString
+        var clients: [String: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
+        for address in addresses {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+                throw Failure(description: "'\(address)' is not host:port")
+            }
+            let transport = try HTTP2ClientTransport.Posix(
+                target: .ipv4(address: String(address[..<colon]), port: port), transportSecurity: .plaintext)
+            clients[address] = GRPCClient(transport: transport)
+        }
+        self.clients = clients
+    }
+
+    /// Runs `body` with a client of the nodes at `addresses` (host:port), then closes its connections.
+    public static func withCluster<T: Sendable>(
+        _ addresses: [String], timeout: Duration = .seconds(10), _ body: @Sendable (ClusterClient) async throws -> T
+    ) async throws -> T {
+        let client = try ClusterClient(addresses: addresses, timeout: timeout)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            for c in client.clients.values { group.addTask { try? await c.runConnections(); return nil } }
+            defer {
+                for c in client.clients.values { c.beginGracefulShutdown() }
+            }
+            let result = try await body(client)
+            group.cancelAll()
+            return result
+        }
+    }
+
+    /// Proposes `command`; retried (with the same sequence number) until a leader applies it.
+    public func propose(_ command: [UInt8]) async throws -> Flotilla_V1_ProposeResponse {
+        let sequence = state.withLock { s -> UInt64 in
+            s.sequence += 1
+            return s.sequence
+        }
+        let request = Flotilla_V1_ProposeRequest.with {
+            $0.clientID = clientID
+            $0.sequence = sequence
+            $0.command = Data(command)
+        }
+        return try await withRetries { client in
+            try await Flotilla_V1_ControlPlane.Client(wrapping: client).propose(request)
+        }
+    }
+
+    /// A linearizable read through whichever node answers.
+    public func read(_ query: [UInt8]) async throws -> Flotilla_V1_ReadResponse {
+        let request = Flotilla_V1_ReadRequest.with { $0.query = Data(query) }
+        return try await withRetries { try await Flotilla_V1_ControlPlane.Client(wrapping: $0).read(request) }
+    }
+
+    /// The status of one node, or nil if it does not answer within `timeout`.
+    public func status(of address: String, timeout: Duration = .seconds(2)) async -> Flotilla_V1_NodeStatus? {
+        guard let client = clients[address] else { return nil }
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        return try? await Flotilla_V1_ControlPlane.Client(wrapping: client).status(Flotilla_V1_StatusRequest(), options: options)
+    }
+
+    public func transferLeadership(to target: UInt64) async throws {
+        let request = Flotilla_V1_TransferLeadershipRequest.with { $0.target = target }
+        _ = try await withRetries { try await Flotilla_V1_ControlPlane.Client(wrapping: $0).transferLeadership(request) }
+    }
+
+    private func withRetries<R: Sendable>(_ call: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        var next = state.withLock { $0.leader } ?? addresses[0]
+        var backoff: Duration = .milliseconds(10)
+        var lastError = "no node answered"
+        var tried = 0
+        while ContinuousClock.now < deadline {
+            do {
+                let result = try await call(clients[next]!)
+                state.withLock { $0.leader = next }
+                return result
+            } catch let error as RPCError {
+                lastError = "\(next): \(error.message)"
+                if error.code == .failedPrecondition, let hint = error.metadata[stringValues: "leader-address"].first(where: { _ in true }),
+                    clients[hint] != nil
+                {
+                    next = hint
+                    continue
+                }
+                // Errors that retrying cannot fix; everything else (no leader yet, leader change,
+                // timeout, overload, node down) is retried on the next node after a back-off.
+                if [.invalidArgument, .aborted, .internalError].contains(error.code) {
+                    throw Failure(description: lastError)
+                }
+            } catch {
+                lastError = "\(next): \(error)"
+            }
+            tried += 1
+            next = addresses[tried % addresses.count]
+            try await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, .milliseconds(320))
+        }
+        throw Failure(description: "gave up after \(timeout): \(lastError)")
+    }
+}

@@ -1,0 +1,212 @@
+public import Raft
+import Yams
+
+/// A cluster's configuration file (`cluster.yaml`): every node's id, address, zone and data
+/// directory, and the timing parameters. Every node of the cluster reads the same file.
+///
+/// ```yaml
+/// profile: lan            # lan (default) or wan: timing defaults for a LAN or a cross-cloud WAN
+/// timing:                 # optional; each field overrides the profile
+///   tick: 10ms
+///   election_ticks: 10
+///   heartbeat_ticks: 1
+///   request_timeout: 5s
+///   snapshot_interval: 10000
+/// nodes:
+///   - id: 1
+///     address: 10.0.0.1:7001
+///     zone: aws-us-east-1
+///     data_dir: /var/lib/flotilla/n1
+/// ```
+public struct ClusterConfig: Sendable, Hashable {
+    public struct Node: Sendable, Hashable {
+        public var id: NodeID
+        public var host: String
+        public var port: Int
+        public var zone: String
+        public var dataDirectory: String
+        public var address: String { "\(host):\(port)" }
+
+        public init(id: NodeID, host: String, port: Int, zone: String, dataDirectory: String) {
+            self.id = id
+            self.host = host
+            self.port = port
+            self.zone = zone
+            self.dataDirectory = dataDirectory
+        }
+    }
+
+    public enum Profile: String, Sendable, Hashable, CaseIterable {
+        case lan, wan
+    }
+
+    public struct Timing: Sendable, Hashable {
+        public var tick: Duration
+        public var electionTicks: Int
+        public var heartbeatTicks: Int
+        public var requestTimeout: Duration
+        public var snapshotInterval: UInt64
+
+        /// Defaults for a LAN (≈0.1–1 ms between nodes): a dead leader is replaced in 100–200 ms.
+        public static let lan = Timing(
+            tick: .milliseconds(10), electionTicks: 10, heartbeatTicks: 1, requestTimeout: .seconds(5),
+            snapshotInterval: 10_000)
+        /// Defaults for nodes spread over clouds (≈20–80 ms between zones): elections after 0.5–1 s.
+        public static let wan = Timing(
+            tick: .milliseconds(50), electionTicks: 10, heartbeatTicks: 2, requestTimeout: .seconds(10),
+            snapshotInterval: 10_000)
+    }
+
+    public var profile: Profile
+    public var timing: Timing
+    public var nodes: [Node]
+
+    public init(profile: Profile = .lan, timing: Timing? = nil, nodes: [Node]) {
+        self.profile = profile
+        self.timing = timing ?? (profile == .lan ? .lan : .wan)
+        self.nodes = nodes
+    }
+
+    public func node(_ id: NodeID) -> Node? { nodes.first { $0.id == id } }
+
+    /// The founding voters.
+    public var voters: Configuration { Configuration(voters: nodes.map(\.id)) }
+
+    /// The options `flotilla node --id` runs with.
+    public func nodeOptions(for id: NodeID) -> NodeOptions {
+        var raft = RaftConfig(id: id)
+        raft.electionTimeout = timing.electionTicks
+        raft.heartbeatInterval = timing.heartbeatTicks
+        var options = NodeOptions(raft: raft, bootstrap: voters)
+        options.tickInterval = timing.tick
+        options.requestTimeout = timing.requestTimeout
+        options.snapshotInterval = timing.snapshotInterval
+        return options
+    }
+
+    // MARK: YAML
+
+    /// Parses and validates a configuration; the error names the offending field.
+    public static func parse(yaml text: String, source: String = "cluster.yaml") throws(ConfigError) -> ClusterConfig {
+        let root: Any?
+        do {
+            root = try Yams.load(yaml: text)
+        } catch {
+            throw ConfigError(source: source, field: "", message: "is not valid YAML: \(error)")
+        }
+        guard let map = root as? [String: Any] else {
+            throw ConfigError(source: source, field: "", message: "must be a mapping with a 'nodes' list")
+        }
+        func fail(_ field: String, _ message: String) -> ConfigError { ConfigError(source: source, field: field, message: message) }
+        for key in map.keys where !["profile", "timing", "nodes"].contains(key) {
+            throw fail(key, "is not a known field (expected profile, timing, nodes)")
+        }
+
+        var profile = Profile.lan
+        if let p = map["profile"] {
+            guard let s = p as? String, let parsed = Profile(rawValue: s) else {
+                throw fail("profile", "must be one of \(Profile.allCases.map(\.rawValue).joined(separator: ", ")), got '\(p)'")
+            }
+            profile = parsed
+        }
+        var timing = profile == .lan ? Timing.lan : Timing.wan
+        if let t = map["timing"] {
+            guard let t = t as? [String: Any] else { throw fail("timing", "must be a mapping") }
+            for (key, value) in t {
+                let field = "timing.\(key)"
+                switch key {
+                case "tick": timing.tick = try duration(value, field: field, fail)
+                case "request_timeout": timing.requestTimeout = try duration(value, field: field, fail)
+                case "election_ticks": timing.electionTicks = try integer(value, field: field, min: 2, fail)
+                case "heartbeat_ticks": timing.heartbeatTicks = try integer(value, field: field, min: 1, fail)
+                case "snapshot_interval": timing.snapshotInterval = UInt64(try integer(value, field: field, min: 1, fail))
+                default:
+                    throw fail(field, "is not a known field (expected tick, election_ticks, heartbeat_ticks, request_timeout, snapshot_interval)")
+                }
+            }
+            if timing.heartbeatTicks >= timing.electionTicks {
+                throw fail("timing.heartbeat_ticks", "(\(timing.heartbeatTicks)) must be below timing.election_ticks (\(timing.electionTicks))")
+            }
+        }
+
+        guard let list = map["nodes"] as? [Any], !list.isEmpty else { throw fail("nodes", "must be a non-empty list of nodes") }
+        var nodes: [Node] = []
+        for (k, item) in list.enumerated() {
+            let at = "nodes[\(k)]"
+            guard let n = item as? [String: Any] else { throw fail(at, "must be a mapping with id, address, zone, data_dir") }
+            for key in n.keys where !["id", "address", "zone", "data_dir"].contains(key) {
+                throw fail("\(at).\(key)", "is not a known field (expected id, address, zone, data_dir)")
+            }
+            let id = try integer(n["id"] as Any, field: "\(at).id", min: 1, fail)
+            guard let address = n["address"] as? String else { throw fail("\(at).address", "is required (host:port)") }
+            let (host, port) = try hostPort(address, field: "\(at).address", fail)
+            guard let zone = n["zone"] as? String, !zone.isEmpty else {
+                throw fail("\(at).zone", "is required (e.g. aws-us-east-1, gcp-europe-west1)")
+            }
+            guard let dir = n["data_dir"] as? String, !dir.isEmpty else { throw fail("\(at).data_dir", "is required (a directory path)") }
+            if nodes.contains(where: { $0.id == NodeID(id) }) { throw fail("\(at).id", "\(id) is used by another node") }
+            if nodes.contains(where: { $0.host == host && $0.port == port }) { throw fail("\(at).address", "\(address) is used by another node") }
+            if nodes.contains(where: { $0.dataDirectory == dir }) { throw fail("\(at).data_dir", "\(dir) is used by another node") }
+            nodes.append(Node(id: NodeID(id), host: host, port: port, zone: zone, dataDirectory: dir))
+        }
+        return ClusterConfig(profile: profile, timing: timing, nodes: nodes)
+    }
+
+    /// The YAML text of this configuration (what `flotilla cluster up` writes).
+    public var yaml: String {
+        func ms(_ d: Duration) -> String {
+            let c = d.components
+            return "\(c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000)ms"
+        }
+        var lines = [
+            "profile: \(profile.rawValue)",
+            "timing:",
+            "  tick: \(ms(timing.tick))",
+            "  election_ticks: \(timing.electionTicks)",
+            "  heartbeat_ticks: \(timing.heartbeatTicks)",
+            "  request_timeout: \(ms(timing.requestTimeout))",
+            "  snapshot_interval: \(timing.snapshotInterval)",
+            "nodes:",
+        ]
+        for n in nodes {
+            lines += ["  - id: \(n.id)", "    address: \(n.address)", "    zone: \(n.zone)", "    data_dir: \(n.dataDirectory)"]
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// A configuration error: the file, the field (e.g. `nodes[2].address`) and what is wrong with it.
+public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var source: String
+    public var field: String
+    public var message: String
+    public var description: String { field.isEmpty ? "\(source) \(message)" : "\(source): \(field) \(message)" }
+}
+
+private func integer(_ value: Any, field: String, min: Int, _ fail: (String, String) -> ConfigError) throws(ConfigError) -> Int {
+    guard let i = value as? Int else { throw fail(field, "must be an integer, got '\(value)'") }
+    guard i >= min else { throw fail(field, "must be at least \(min), got \(i)") }
+    return i
+}
+
+/// Parses `250ms`, `2s`, `1.5s`.
+private func duration(_ value: Any, field: String, _ fail: (String, String) -> ConfigError) throws(ConfigError) -> Duration {
+    let text = "\(value)".trimmingCharacters(in: .whitespaces)
+    let (number, unit): (Substring, Double) =
+        text.hasSuffix("ms") ? (text.dropLast(2), 0.001) : text.hasSuffix("s") ? (text.dropLast(), 1) : (Substring(text), 0)
+    guard unit > 0, let n = Double(number), n > 0, n * unit <= 3600 else {
+        throw fail(field, "must be a positive duration of at most an hour, like 10ms or 2s, got '\(text)'")
+    }
+    return .microseconds(Int64((n * unit * 1_000_000).rounded()))
+}
+
+private func hostPort(_ address: String, field: String, _ fail: (String, String) -> ConfigError) throws(ConfigError) -> (String, Int) {
+    guard let colon = address.lastIndex(of: ":"), colon != address.startIndex else {
+        throw fail(field, "'\(address)' must be host:port")
+    }
+    let host = String(address[..<colon])
+    guard let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else {
+        throw fail(field, "'\(address)' has no valid port (1-65535)")
+    }
+    return (host, port)
+}

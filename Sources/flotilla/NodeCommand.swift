@@ -1,0 +1,105 @@
+import ArgumentParser
+import ControlPlane
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Raft
+import RaftStorage
+import RaftTransport
+
+/// `flotilla node`: runs one control-plane node of the cluster described by a config file.
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Run one control-plane node.",
+        discussion: """
+            Reads the cluster configuration (every node's id, address, zone and data directory, and \
+            the timing), opens this node's durable log, and serves peers and clients on its address. \
+            SIGTERM or SIGINT stops it gracefully: a leader first hands leadership to its most \
+            up-to-date peer. A crash (SIGKILL) loses nothing that was acknowledged.
+            """
+    )
+
+    @Option(help: "This node's id in the configuration.")
+    var id: UInt64
+
+    @Option(help: "The cluster configuration file (YAML).")
+    var config: String
+
+    func run() async throws {
+        let cluster = try loadClusterConfig(config)
+        guard let me = cluster.node(id) else {
+            throw CLIError("\(config): no node with id \(id) (ids: \(cluster.nodes.map { String($0.id) }.joined(separator: ", ")))")
+        }
+        try FileManager.default.createDirectory(atPath: me.dataDirectory, withIntermediateDirectories: true)
+        // Open the log now, so that a corrupt or locked data directory stops the node with its message.
+        let storage = try Unchecked(FileLogStorage(directory: me.dataDirectory))
+        let peers = cluster.nodes.filter { $0.id != id }.map { GRPCPeerTransport.Peer(id: $0.id, host: $0.host, port: $0.port) }
+        let transport = GRPCPeerTransport(peers: peers)
+        let node = NodeRuntime(
+            options: cluster.nodeOptions(for: id), transport: transport,
+            storage: { storage.take() }, stateMachine: { KeyValueStore() })
+        let server = GRPCServer(
+            transport: HTTP2ServerTransport.Posix(address: .ipv4(host: me.host, port: me.port), transportSecurity: .plaintext),
+            services: [RaftPeerService(deliver: node.deliver), ControlPlaneService(node: node, config: cluster)])
+        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { node.stop(transferLeadership: true) }
+        defer { signals.cancel() }
+        print("flotilla node \(id): serving \(me.address), zone \(me.zone), data \(me.dataDirectory)")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.serve() }
+            group.addTask { await transport.run() }
+            // The node's end (graceful stop, or a storage failure) ends the process.
+            defer { group.cancelAll() }
+            try await node.run()
+            server.beginGracefulShutdown()
+        }
+        print("flotilla node \(id): stopped")
+    }
+}
+
+/// Hands a non-Sendable value to the one closure that uses it.
+///
+/// `@unchecked Sendable` is sound here: `take()` is called exactly once, by the node thread that then
+/// owns the value; nothing else touches it after construction.
+final class Unchecked<T>: @unchecked Sendable {
+    private var value: T?
+    init(_ value: T) { self.value = value }
+    func take() -> T {
+        defer { value = nil }
+        return value!
+    }
+}
+
+/// Runs `action` when one of `signals` arrives (instead of the default, which kills the process).
+final class SignalWatcher {
+    private let sources: [any DispatchSourceSignal]
+
+    init(signals: [Int32], action: @escaping @Sendable () -> Void) {
+        sources = signals.map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler(handler: action)
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() { for s in sources { s.cancel() } }
+}
+
+/// A failure at run time (bad input is reported by `validate()` with the usage).
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+func loadClusterConfig(_ path: String) throws -> ClusterConfig {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw CLIError("cannot read the cluster configuration \(path)")
+    }
+    do {
+        return try ClusterConfig.parse(yaml: text, source: path)
+    } catch {
+        throw CLIError(error.description)
+    }
+}

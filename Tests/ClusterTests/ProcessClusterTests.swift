@@ -1,0 +1,153 @@
+import ControlPlane
+import Foundation
+import Testing
+
+/// Real `flotilla node` processes on 127.0.0.1, started and stopped through the CLI as a user would.
+/// Each test uses its own folder, kills what it started and bounds its waits.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct ProcessClusterTests {
+    static let executable: String = {
+        if let path = ProcessInfo.processInfo.environment["FLOTILLA_BIN"] { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/flotilla").path
+    }()
+
+    /// Runs the CLI and returns its exit status and output; kills it after `timeout` seconds.
+    @discardableResult
+    static func flotilla(_ arguments: [String], timeout: Double = 60) throws -> (status: Int32, output: String) {
+        let outputPath = NSTemporaryDirectory() + "flotilla-out-\(UUID().uuidString)"
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        try output.close()
+        return (process.terminationStatus, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+
+    /// A cluster started with `flotilla cluster up`, always taken down with `--purge`.
+    static func withProcessCluster(nodes: Int, _ body: (String, [String]) async throws -> Void) async throws {
+        let dir = NSTemporaryDirectory() + "flotilla-it-\(UUID().uuidString.prefix(8))"
+        defer { _ = try? flotilla(["cluster", "down", "--dir", dir, "--purge"]) }
+        let up = try flotilla(["cluster", "up", "--nodes", String(nodes), "--dir", dir])
+        try #require(up.status == 0, "cluster up failed: \(up.output)")
+        let config = try ClusterConfig.parse(yaml: String(contentsOfFile: dir + "/cluster.yaml", encoding: .utf8))
+        try await body(dir, config.nodes.map(\.address))
+    }
+
+    static func pid(_ dir: String, _ id: Int) -> Int32? {
+        (try? String(contentsOfFile: "\(dir)/n\(id)/node.pid", encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    static func leader(_ addresses: [String]) async throws -> UInt64 {
+        try await ClusterClient.withCluster(addresses) { client in
+            for _ in 0..<200 {
+                for a in addresses {
+                    if let s = await client.status(of: a, timeout: .milliseconds(300)), s.role == "leader" { return s.id }
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            throw ClusterClient.Failure(description: "no leader")
+        }
+    }
+
+    static func key(_ k: Int) -> [UInt8] { Array("key-\(k)".utf8) }
+
+    @Test(arguments: [3, 5])
+    func electsALeaderAndReportsStatus(nodes: Int) async throws {
+        try await Self.withProcessCluster(nodes: nodes) { dir, addresses in
+            _ = try await Self.leader(addresses)
+            let status = try Self.flotilla(["status", "--dir", dir, "--json"])
+            #expect(status.status == 0)
+            let doc = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any]
+            let rows = doc?["nodes"] as? [[String: Any]] ?? []
+            #expect(rows.count == nodes)
+            #expect(rows.filter { $0["role"] as? String == "leader" }.count == 1)
+            #expect(doc?["leader"] as? Int != nil)
+        }
+    }
+
+    @Test func survivesSIGKILLOfTheLeaderUnderLoad() async throws {
+        try await Self.withProcessCluster(nodes: 3) { dir, addresses in
+            let firstLeader = try await Self.leader(addresses)
+            let acknowledged = try await ClusterClient.withCluster(addresses) { client in
+                var acked: [Int] = []
+                for k in 1...60 {
+                    if k == 25, let pid = Self.pid(dir, Int(firstLeader)) { kill(pid, SIGKILL) }
+                    _ = try await client.propose(KeyValueStore.put(Self.key(k), [UInt8(k)]))
+                    acked.append(k)
+                }
+                return acked
+            }
+            #expect(acknowledged.count == 60)
+            let newLeader = try await Self.leader(addresses)
+            #expect(newLeader != firstLeader)
+            // Every acknowledged write is there, read linearizably through the survivors.
+            try await ClusterClient.withCluster(addresses) { client in
+                let count = try await client.read(KeyValueStore.count)
+                #expect(KeyValueStore.decodeCount(Array(count.result)) == 60)
+                for k in [1, 24, 25, 26, 60] {
+                    let r = try await client.read(KeyValueStore.get(Self.key(k)))
+                    #expect(KeyValueStore.decodeGet(Array(r.result)) == [UInt8(k)])
+                }
+            }
+            // The killed node comes back and catches up.
+            #expect(try Self.flotilla(["cluster", "restart-node", String(firstLeader), "--dir", dir]).status == 0)
+            let caughtUp = try await ClusterClient.withCluster(addresses) { client -> Bool in
+                let address = addresses[Int(firstLeader) - 1]
+                for _ in 0..<200 {
+                    if let s = await client.status(of: address, timeout: .milliseconds(300)), s.appliedIndex >= 61 { return true }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return false
+            }
+            #expect(caughtUp)
+        }
+    }
+
+    @Test func theWholeClusterRestartsWithItsState() async throws {
+        try await Self.withProcessCluster(nodes: 3) { dir, addresses in
+            try await ClusterClient.withCluster(addresses) { client in
+                for k in 1...20 { _ = try await client.propose(KeyValueStore.put(Self.key(k), [UInt8(k)])) }
+            }
+            for id in 1...3 { if let pid = Self.pid(dir, id) { kill(pid, SIGKILL) } }
+            try await Task.sleep(for: .milliseconds(200))
+            for id in 1...3 { #expect(try Self.flotilla(["cluster", "restart-node", String(id), "--dir", dir]).status == 0) }
+            _ = try await Self.leader(addresses)
+            try await ClusterClient.withCluster(addresses) { client in
+                let count = try await client.read(KeyValueStore.count)
+                #expect(KeyValueStore.decodeCount(Array(count.result)) == 20)
+            }
+        }
+    }
+
+    @Test func aNodeWithACorruptLogRefusesToStart() async throws {
+        try await Self.withProcessCluster(nodes: 3) { dir, addresses in
+            try await ClusterClient.withCluster(addresses) { client in
+                for k in 1...30 { _ = try await client.propose(KeyValueStore.put(Self.key(k), Array(repeating: 7, count: 64))) }
+            }
+            _ = try Self.flotilla(["cluster", "down", "--dir", dir])
+            // Flip a byte in the middle of node 2's log (not its tail: that would be a torn write).
+            let wal = "\(dir)/n2/data/wal"
+            let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: wal).filter { $0.hasSuffix(".log") }.sorted().first)
+            let path = "\(wal)/\(segment)"
+            var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            try #require(bytes.count > 400)
+            bytes[bytes.count / 2] ^= 0xFF
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            // Run the node in the foreground: it must exit with an error naming the file.
+            let run = try Self.flotilla(["node", "--id", "2", "--config", dir + "/cluster.yaml"], timeout: 20)
+            #expect(run.status != 0)
+            #expect(run.output.contains(segment), "\(run.output)")
+            #expect(run.output.contains("offset"), "\(run.output)")
+        }
+    }
+}
