@@ -7,7 +7,7 @@ if ! command -v swift >/dev/null 2>&1; then
   if [ -x /opt/swift/usr/bin/swift ]; then
     export PATH=/opt/swift/usr/bin:$PATH
   else
-    echo "error: no Swift toolchain found. Install Swift 6.1 or newer (https://www.swift.org/install/linux/) and retry." >&2
+    echo "error: no Swift toolchain found. Install Swift 6.2 or newer (https://www.swift.org/install/linux/) and retry." >&2
     exit 1
   fi
 fi

@@ -2,6 +2,7 @@ import Foundation
 public import FlotillaProto
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import RaftTransport
 import Synchronization
 
 /// A client of a whole cluster: it tries the nodes it knows, follows leader hints, retries across
@@ -16,32 +17,39 @@ public final class ClusterClient: Sendable {
 
     private let addresses: [String]
     private let clients: [String: GRPCClient<HTTP2ClientTransport.Posix>]
-    private let state = Mutex((leader: String?.none, sequence: UInt64(0)))
-    public let clientID: String
+    private struct State {
+        var leader: String?
+        /// Sessions not in use, with the last sequence number each used. A proposal borrows one,
+        /// so that each session has at most one proposal outstanding and its sequence numbers
+        /// are applied in order (the cluster remembers only each session's latest).
+        var idleSessions: [(id: String, sequence: UInt64)] = []
+    }
+    private let state = Mutex(State())
     /// Give up on a request after this long.
     public let timeout: Duration
+    /// The longest pause between two attempts (pauses double from 10 ms up to this).
+    public let maxBackoff: Duration
 
-    private init(addresses: [String], timeout: Duration) throws {
+    private init(addresses: [String], timeout: Duration, maxBackoff: Duration) throws {
         self.addresses = addresses
         self.timeout = timeout
-        clientID = UUID().uuidString
+        self.maxBackoff = maxBackoff
         var clients: [String: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
         for address in addresses {
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
                 throw Failure(description: "'\(address)' is not host:port")
             }
-            let transport = try HTTP2ClientTransport.Posix(
-                target: .ipv4(address: String(address[..<colon]), port: port), transportSecurity: .plaintext)
-            clients[address] = GRPCClient(transport: transport)
+            clients[address] = GRPCClient(transport: try makeClientTransport(host: String(address[..<colon]), port: port))
         }
         self.clients = clients
     }
 
     /// Runs `body` with a client of the nodes at `addresses` (host:port), then closes its connections.
     public static func withCluster<T: Sendable>(
-        _ addresses: [String], timeout: Duration = .seconds(10), _ body: @Sendable (ClusterClient) async throws -> T
+        _ addresses: [String], timeout: Duration = .seconds(10), maxBackoff: Duration = .milliseconds(320),
+        _ body: @Sendable (ClusterClient) async throws -> T
     ) async throws -> T {
-        let client = try ClusterClient(addresses: addresses, timeout: timeout)
+        let client = try ClusterClient(addresses: addresses, timeout: timeout, maxBackoff: maxBackoff)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             for c in client.clients.values { group.addTask { try? await c.runConnections(); return nil } }
             defer {
@@ -53,17 +61,17 @@ public final class ClusterClient: Sendable {
         }
     }
 
-    /// Proposes `command`; retried (with the same sequence number) until a leader applies it.
+    /// Proposes `command`; retried (with the same session and sequence number) until a leader
+    /// applies it, so that it is applied once. Safe to call concurrently.
     public func propose(_ command: [UInt8]) async throws -> Flotilla_V1_ProposeResponse {
-        let sequence = state.withLock { s -> UInt64 in
-            s.sequence += 1
-            return s.sequence
-        }
+        let session: (id: String, sequence: UInt64) = state.withLock { $0.idleSessions.popLast() } ?? (UUID().uuidString, 0)
         let request = Flotilla_V1_ProposeRequest.with {
-            $0.clientID = clientID
-            $0.sequence = sequence
+            $0.clientID = session.id
+            $0.sequence = session.sequence + 1
             $0.command = Data(command)
         }
+        // Whatever the outcome, the session's next proposal uses a higher number.
+        defer { state.withLock { $0.idleSessions.append((session.id, request.sequence)) } }
         return try await withRetries { client in
             try await Flotilla_V1_ControlPlane.Client(wrapping: client).propose(request)
         }
@@ -118,7 +126,7 @@ public final class ClusterClient: Sendable {
             tried += 1
             next = addresses[tried % addresses.count]
             try await Task.sleep(for: backoff)
-            backoff = min(backoff * 2, .milliseconds(320))
+            backoff = min(backoff * 2, maxBackoff)
         }
         throw Failure(description: "gave up after \(timeout): \(lastError)")
     }

@@ -146,7 +146,9 @@ public struct ClusterConfig: Sendable, Hashable {
             guard let dir = n["data_dir"] as? String, !dir.isEmpty else { throw fail("\(at).data_dir", "is required (a directory path)") }
             if nodes.contains(where: { $0.id == NodeID(id) }) { throw fail("\(at).id", "\(id) is used by another node") }
             if nodes.contains(where: { $0.host == host && $0.port == port }) { throw fail("\(at).address", "\(address) is used by another node") }
-            if nodes.contains(where: { $0.dataDirectory == dir }) { throw fail("\(at).data_dir", "\(dir) is used by another node") }
+            if nodes.contains(where: { $0.host == host && $0.dataDirectory == dir }) {
+                throw fail("\(at).data_dir", "\(dir) is used by another node on \(host)")
+            }
             nodes.append(Node(id: NodeID(id), host: host, port: port, zone: zone, dataDirectory: dir))
         }
         return ClusterConfig(profile: profile, timing: timing, nodes: nodes)

@@ -95,9 +95,9 @@ final class Driver {
         guard stopping == nil else { return reply.fail(.stopped) }
         guard raft.role == .leader else { return reply.fail(.notLeader(leader: raft.leader)) }
         switch sessions.check(client: envelope.client, sequence: envelope.sequence) {
-        case .duplicate(let result):
+        case .duplicate(let index, let result):
             // Applied here already, so committed: answer without a new entry.
-            reply.succeed(ProposeResult(index: raft.appliedIndex, term: raft.term, result: result))
+            reply.succeed(ProposeResult(index: index, term: raft.term(at: index) ?? raft.term, result: result))
             return
         case .stale:
             reply.fail(.staleSequence)
@@ -195,9 +195,9 @@ final class Driver {
                 switch sessions.check(client: envelope.client, sequence: envelope.sequence) {
                 case .apply:
                     let r = machine.apply(envelope.command, at: e.index)
-                    sessions.record(client: envelope.client, sequence: envelope.sequence, result: r)
+                    sessions.record(client: envelope.client, sequence: envelope.sequence, index: e.index, result: r)
                     result = .success(r)
-                case .duplicate(let r):
+                case .duplicate(_, let r):
                     result = .success(r)
                 case .stale:
                     result = .failure(.staleSequence)

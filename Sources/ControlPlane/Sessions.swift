@@ -1,3 +1,4 @@
+import Raft
 import RaftStorage
 
 /// Exactly-once application of retried proposals: a client numbers its proposals, and a retry
@@ -7,6 +8,7 @@ import RaftStorage
 struct Sessions {
     private struct Session: Hashable {
         var sequence: UInt64
+        var index: Index
         var result: [UInt8]
     }
     private var table: [String: Session] = [:]
@@ -14,21 +16,21 @@ struct Sessions {
     enum Outcome: Equatable {
         /// Apply the command and record its result.
         case apply
-        /// Already applied: this is its result.
-        case duplicate([UInt8])
+        /// Already applied at `index`, with this result.
+        case duplicate(index: Index, result: [UInt8])
         /// Older than the client's last applied proposal: the client moved on, nothing to do.
         case stale
     }
 
     func check(client: String, sequence: UInt64) -> Outcome {
         guard !client.isEmpty, sequence > 0, let s = table[client] else { return .apply }
-        if sequence == s.sequence { return .duplicate(s.result) }
+        if sequence == s.sequence { return .duplicate(index: s.index, result: s.result) }
         return sequence < s.sequence ? .stale : .apply
     }
 
-    mutating func record(client: String, sequence: UInt64, result: [UInt8]) {
+    mutating func record(client: String, sequence: UInt64, index: Index, result: [UInt8]) {
         guard !client.isEmpty, sequence > 0 else { return }
-        table[client] = Session(sequence: sequence, result: result)
+        table[client] = Session(sequence: sequence, index: index, result: result)
     }
 
     func encode(into w: inout BinaryWriter) {
@@ -36,6 +38,7 @@ struct Sessions {
         for client in table.keys.sorted() {
             w.write(lengthPrefixed: Array(client.utf8))
             w.write(table[client]!.sequence)
+            w.write(table[client]!.index)
             w.write(lengthPrefixed: table[client]!.result)
         }
     }
@@ -46,7 +49,8 @@ struct Sessions {
         for _ in 0..<count {
             let client = String(decoding: try r.readLengthPrefixed(), as: UTF8.self)
             let sequence = try r.readUInt64()
-            s.table[client] = Session(sequence: sequence, result: try r.readLengthPrefixed())
+            let index = try r.readUInt64()
+            s.table[client] = Session(sequence: sequence, index: index, result: try r.readLengthPrefixed())
         }
         return s
     }

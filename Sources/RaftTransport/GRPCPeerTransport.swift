@@ -51,13 +51,7 @@ public final class GRPCPeerTransport: PeerTransport {
     }
 
     private static func runStream(to peer: Peer, outbox: Outbox) async {
-        let transport: HTTP2ClientTransport.Posix
-        do {
-            transport = try HTTP2ClientTransport.Posix(
-                target: .ipv4(address: peer.host, port: peer.port), transportSecurity: .plaintext)
-        } catch {
-            return
-        }
+        guard let transport = try? makeClientTransport(host: peer.host, port: peer.port) else { return }
         let client = GRPCClient(transport: transport)
         await withDiscardingTaskGroup { group in
             group.addTask { try? await client.runConnections() }

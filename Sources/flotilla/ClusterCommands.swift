@@ -5,7 +5,7 @@ import Foundation
 
 /// Where to find a cluster: a local cluster's folder, a config file, or explicit addresses.
 struct ClusterLocation: ParsableArguments {
-    @Option(help: "The folder of a local cluster started with `flotilla cluster up`.")
+    @Option(help: "The folder of a local cluster started with `flotilla cluster up` (default: flotilla-cluster).")
     var dir: String?
 
     @Option(help: "A cluster configuration file.")
@@ -41,9 +41,15 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let addresses = try location.addresses()
         let statuses = try await ClusterClient.withCluster(addresses) { client in
-            var out: [(String, Flotilla_V1_NodeStatus?)] = []
-            for a in addresses { out.append((a, await client.status(of: a))) }
-            return out.map { StatusRow(address: $0.0, status: $0.1) }
+            // All nodes at once: a dead node costs one timeout, not one per node.
+            await withTaskGroup(of: (Int, StatusRow).self) { group in
+                for (k, a) in addresses.enumerated() {
+                    group.addTask { (k, StatusRow(address: a, status: await client.status(of: a))) }
+                }
+                var rows: [(Int, StatusRow)] = []
+                for await row in group { rows.append(row) }
+                return rows.sorted { $0.0 < $1.0 }.map(\.1)
+            }
         }
         let leader = statuses.compactMap(\.status).first { $0.role == "leader" }?.id
         if json {
@@ -51,6 +57,7 @@ struct StatusCommand: AsyncParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             let doc = StatusDocument(leader: leader, nodes: statuses.map(NodeJSON.init))
             print(String(decoding: try encoder.encode(doc), as: UTF8.self))
+            if statuses.allSatisfy({ $0.status == nil }) { throw ExitCode(1) }
             return
         }
         let header = ["ID", "ADDRESS", "ZONE", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAST"]
@@ -67,6 +74,7 @@ struct StatusCommand: AsyncParsableCommand {
         }
         printTable(rows)
         print(leader.map { "leader: node \($0)" } ?? "no leader")
+        if statuses.allSatisfy({ $0.status == nil }) { throw CLIError("no node answered") }
     }
 }
 

@@ -55,9 +55,6 @@ struct LocalCluster {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = log
         process.standardError = log
-        var environment = ProcessInfo.processInfo.environment
-        environment["FLOTILLA_CLUSTER_DIR"] = dir
-        process.environment = environment
         try process.run()
         let pid = process.processIdentifier
         try "\(pid)\n".write(toFile: pidPath(id), atomically: true, encoding: .utf8)

@@ -44,9 +44,21 @@ struct NodeCommand: AsyncParsableCommand {
             services: [RaftPeerService(deliver: node.deliver), ControlPlaneService(node: node, config: cluster)])
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { node.stop(transferLeadership: true) }
         defer { signals.cancel() }
-        print("flotilla node \(id): serving \(me.address), zone \(me.zone), data \(me.dataDirectory)")
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.serve() }
+            group.addTask {
+                do {
+                    try await server.serve()
+                } catch {
+                    node.stop(transferLeadership: false)
+                    throw error
+                }
+            }
+            // Fails if the address cannot be bound (not this machine's, or already in use).
+            guard (try? await server.listeningAddress) != nil else {
+                group.cancelAll()
+                throw CLIError("cannot listen on \(me.address): is it this machine's address, and is the port free?")
+            }
+            print("flotilla node \(id): serving \(me.address), zone \(me.zone), data \(me.dataDirectory)")
             group.addTask { await transport.run() }
             // The node's end (graceful stop, or a storage failure) ends the process.
             defer { group.cancelAll() }
