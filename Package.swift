@@ -27,7 +27,7 @@ let package = Package(
         // The consensus core: a pure, deterministic state machine. No dependencies, no I/O.
         .target(name: "Raft", swiftSettings: strictSettings),
         // Seeded simulated cluster (clock, network, disk, clients) and the safety checkers.
-        .target(name: "Simulation", dependencies: ["Raft"], swiftSettings: strictSettings),
+        .target(name: "Simulation", dependencies: ["Raft", "RaftStorage"], swiftSettings: strictSettings),
         // The durable LogStorage: a segmented write-ahead log and snapshot files, written with Glibc.
         .target(name: "RaftStorage", dependencies: ["Raft"], swiftSettings: strictSettings),
         // Code generated from Protos/flotilla.proto by scripts/generate-protos.sh (committed).

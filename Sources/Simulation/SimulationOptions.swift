@@ -14,6 +14,10 @@ public struct SimulationOptions: Sendable, Hashable {
     public var faults: Bool = true
     /// Membership changes and leadership transfers mixed into the faults.
     public var reconfiguration: Bool = true
+    /// When set, nodes keep their logs with the real `FileLogStorage` in folders under this one
+    /// (removed at the end of the run), and some crash in the middle of an fsync: the simulator
+    /// then checks the store's recovery together with the protocol. Much slower (real fsyncs).
+    public var durableDirectory: String?
     /// How many events the trace of a failing run shows.
     public var traceLength: Int = 200
     /// Deliberate protocol bugs, to show the checkers catch them.
@@ -76,6 +80,7 @@ public struct SimulationStats: Sendable, Hashable {
     public var crashes = 0
     public var partitions = 0
     public var snapshotsInstalled = 0
+    public var crashesDuringSync = 0
     public var configurationChanges = 0
     public var leadershipTransfers = 0
     public var maxTerm: Term = 0
@@ -85,7 +90,7 @@ public struct SimulationStats: Sendable, Hashable {
         messagesDuplicated += o.messagesDuplicated; proposals += o.proposals
         proposalsAcknowledged += o.proposalsAcknowledged; readsServed += o.readsServed
         leadersElected += o.leadersElected; crashes += o.crashes; partitions += o.partitions
-        snapshotsInstalled += o.snapshotsInstalled; configurationChanges += o.configurationChanges
+        snapshotsInstalled += o.snapshotsInstalled; crashesDuringSync += o.crashesDuringSync; configurationChanges += o.configurationChanges
         leadershipTransfers += o.leadershipTransfers; maxTerm = max(maxTerm, o.maxTerm)
     }
 }

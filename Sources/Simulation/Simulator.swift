@@ -1,4 +1,6 @@
+import Foundation
 import Raft
+import RaftStorage
 
 /// One seeded run of a simulated cluster: nodes, a network, a clock, clients and a fault schedule,
 /// all in one process and all driven by one random generator, so that the same seed replays the
@@ -33,7 +35,11 @@ public final class Simulator {
         let bootstrap: Configuration
         let tickInterval: UInt64
         var raft: RaftNode?
-        var storage = MemoryStorage()
+        /// What the node persisted: a `MemoryStorage`, or with `durableDirectory` set, a real
+        /// `FileLogStorage` (dropped on a crash and reopened, with its recovery, on restart).
+        var storage: any LogStorage = MemoryStorage()
+        /// The last log index the storage holds (for the leader append-only check).
+        var storedLastIndex: Index = 0
         var machine = SimStateMachine()
         /// Raised on every crash, so that the ticks of an earlier life stop.
         var incarnation = 0
@@ -153,6 +159,10 @@ public final class Simulator {
             }
         }
         stats.leadersElected = checker.leadersElected
+        if let dir = options.durableDirectory {
+            for k in nodes.indices { nodes[k].storage = MemoryStorage() }
+            try? FileManager.default.removeItem(atPath: "\(dir)/seed-\(seed)")
+        }
         for n in nodes { if let r = n.raft { stats.maxTerm = max(stats.maxTerm, r.term) } }
         var lines: [String] = []
         if checker.violation != nil {
@@ -167,6 +177,10 @@ public final class Simulator {
     }
 
     private func setUp() {
+        if let dir = options.durableDirectory {
+            // Start from empty disks, whatever an interrupted earlier run left behind.
+            try? FileManager.default.removeItem(atPath: "\(dir)/seed-\(seed)")
+        }
         let founding = Configuration(voters: (1...options.nodes).map { NodeID($0) })
         let preVote = chance(0.85)
         let checkQuorum = chance(0.85)
@@ -201,7 +215,24 @@ public final class Simulator {
 
     private func start(_ id: NodeID) {
         let k = Int(id - 1)
-        let state = nodes[k].storage.load()
+        let state: PersistentState
+        do {
+            if let dir = options.durableDirectory {
+                // A fresh process opening the data directory: the store's crash recovery runs here.
+                // Some incarnations will crash in the middle of one of their fsyncs.
+                let failAt = chance(0.7) ? random(in: 1...150) : nil
+                let path = "\(dir)/seed-\(seed)/n\(id)"
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                nodes[k].storage = try FileLogStorage(
+                    directory: path, segmentSize: 4096,
+                    faults: .init(failSyncAfter: failAt))
+            }
+            state = try nodes[k].storage.load()
+        } catch {
+            checker.fail(liveness: "node \(id) could not reopen its storage: \(error)")
+            return
+        }
+        nodes[k].storedLastIndex = state.entries.last?.index ?? state.snapshot?.metadata.index ?? 0
         do {
             nodes[k].raft = try RaftNode(
                 config: raftConfigs[k], state: state, bootstrap: nodes[k].bootstrap,
@@ -272,8 +303,16 @@ public final class Simulator {
         let k = Int(id - 1)
         while nodes[k].raft!.hasReady {
             let rd = nodes[k].raft!.ready()
-            checker.willPersist(rd, node: nodes[k].raft!, storedLastIndex: nodes[k].storage.lastIndex)
-            nodes[k].storage.persist(rd)
+            checker.willPersist(rd, node: nodes[k].raft!, storedLastIndex: nodes[k].storedLastIndex)
+            do {
+                try nodes[k].storage.persist(rd)
+            } catch {
+                // The machine died mid-fsync: nothing of this Ready was acknowledged or applied.
+                crashDuringSync(id, error)
+                return
+            }
+            if let s = rd.snapshot { nodes[k].storedLastIndex = s.metadata.index }
+            if let last = rd.entries.last { nodes[k].storedLastIndex = last.index }
             if let ss = rd.softState {
                 record("n\(id) is \(ss.role.rawValue) of term \(nodes[k].raft!.term) (leader \(ss.leader))")
                 if ss.role == .leader && faultsActive && chance(strikeNewLeaders) {
@@ -310,7 +349,8 @@ public final class Simulator {
         }
         serveReads(id)
         compactIfNeeded(id)
-        checker.didStep(nodes[k].raft!)
+        // (Compaction may have crashed the node mid-fsync.)
+        if let raft = nodes[k].raft { checker.didStep(raft) }
     }
 
     private func compactIfNeeded(_ id: NodeID) {
@@ -322,7 +362,9 @@ public final class Simulator {
         else { return }
         do {
             let s = try nodes[k].raft!.compact(through: applied, snapshotData: nodes[k].machine.encoded)
-            nodes[k].storage.compact(s)
+            try nodes[k].storage.compact(s)
+        } catch is StorageError {
+            crashDuringSync(id, "compaction")
         } catch {
             checker.fail(liveness: "node \(id) could not compact through its applied index \(applied): \(error)")
         }
@@ -333,11 +375,20 @@ public final class Simulator {
         guard nodes[k].up else { return }
         nodes[k].raft = nil
         nodes[k].incarnation += 1
+        // A real store is closed (its lock released) and reopened from disk on restart.
+        if options.durableDirectory != nil { nodes[k].storage = MemoryStorage() }
         pendingWrites[Int(id)] = []  // outcome unknown: the client never hears back
         pendingReads[Int(id)] = [:]
         stats.crashes += 1
         mix(3, now, id)
         record("n\(id) crashed")
+    }
+
+    private func crashDuringSync(_ id: NodeID, _ what: Any) {
+        stats.crashesDuringSync += 1
+        record("n\(id) lost power during a sync (\(what))")
+        crash(id)
+        queue.push(.restart(id), at: now + random(in: 10_000...500_000))
     }
 
     private func restart(_ id: NodeID) {

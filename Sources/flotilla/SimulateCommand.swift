@@ -48,6 +48,11 @@ struct SimulateCommand: AsyncParsableCommand {
     @Flag(help: "Run without membership changes or leadership transfers.")
     var noReconfiguration = false
 
+    @Option(help: ArgumentHelp(
+        "Keep each node's log in the real durable store under this folder, and crash nodes in the middle of fsyncs.",
+        discussion: "Checks the store's crash recovery together with the protocol; real fsyncs make it much slower."))
+    var durableDir: String?
+
     @Option(help: "Events of the trace printed for a failing seed.")
     var traceLength: Int = 200
 
@@ -82,6 +87,7 @@ struct SimulateCommand: AsyncParsableCommand {
         o.faults = !noFaults
         o.reconfiguration = !noReconfiguration
         o.traceLength = traceLength
+        o.durableDirectory = durableDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         o.injectedBugs = Set(injectBug.compactMap(InjectedBug.init(rawValue:)))
         return o
     }
@@ -135,6 +141,7 @@ struct SimulateCommand: AsyncParsableCommand {
         if livenessMs != 10_000 { parts.append("--liveness-ms \(livenessMs)") }
         if noFaults { parts.append("--no-faults") }
         if noReconfiguration { parts.append("--no-reconfiguration") }
+        if let durableDir { parts.append("--durable-dir \(durableDir)") }
         for b in injectBug { parts.append("--inject-bug \(b)") }
         return parts.joined(separator: " ")
     }
@@ -143,7 +150,7 @@ struct SimulateCommand: AsyncParsableCommand {
         "events \(s.events), messages \(s.messagesSent) (dropped \(s.messagesDropped), duplicated \(s.messagesDuplicated)), "
             + "proposals \(s.proposals) (acknowledged \(s.proposalsAcknowledged)), reads \(s.readsServed), "
             + "leaders \(s.leadersElected), crashes \(s.crashes), partitions \(s.partitions), "
-            + "snapshots installed \(s.snapshotsInstalled), membership changes \(s.configurationChanges), "
+            + "snapshots installed \(s.snapshotsInstalled), crashes during fsync \(s.crashesDuringSync), membership changes \(s.configurationChanges), "
             + "transfers \(s.leadershipTransfers), max term \(s.maxTerm)"
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Raft
 import Testing
 
@@ -30,6 +31,19 @@ import Testing
         #expect(summary.stats.snapshotsInstalled > 0)
         #expect(summary.stats.proposalsAcknowledged > 0)
         #expect(summary.stats.readsServed > 0)
+    }
+
+    @Test("with the real durable store, nodes that lose power mid-fsync recover and nothing breaks")
+    func durableStoreUnderCrashes() async throws {
+        let dir = NSTemporaryDirectory() + "flotilla-sim-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = SimulationOptions(nodes: 3)
+        options.durableDirectory = dir
+        options.faultMilliseconds = 2_000
+        let summary = await SimulationRunner.run(seeds: 1..<9, options: options, jobs: Self.jobs)
+        #expect(summary.violations == 0, "\(failureReport(summary, nodes: 3))")
+        #expect(summary.stats.crashesDuringSync > 0)
+        #expect(summary.stats.proposalsAcknowledged > 0)
     }
 
     @Test("the same seed replays the same run, event for event")
