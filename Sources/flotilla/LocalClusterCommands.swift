@@ -34,6 +34,12 @@ struct LocalCluster {
         return config
     }
 
+    /// Test hook: `FLOTILLA_FAULT_FILES=1` makes every node watch `<dir>/n<ID>/faults` for peers
+    /// to cut off (see `flotilla node --fault-file`).
+    func extraNodeArguments(_ id: NodeID) -> [String] {
+        ProcessInfo.processInfo.environment["FLOTILLA_FAULT_FILES"] == "1" ? ["--fault-file", nodeDir(id) + "/faults"] : []
+    }
+
     func pid(_ id: NodeID) -> Int32? {
         guard let text = try? String(contentsOfFile: pidPath(id), encoding: .utf8) else { return nil }
         return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -51,7 +57,7 @@ struct LocalCluster {
         log.seekToEndOfFile()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: currentExecutable())
-        process.arguments = ["node", "--id", String(id), "--config", configPath]
+        process.arguments = ["node", "--id", String(id), "--config", configPath] + extraNodeArguments(id)
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = log
         process.standardError = log

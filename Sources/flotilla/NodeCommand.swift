@@ -26,6 +26,11 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "The cluster configuration file (YAML).")
     var config: String
 
+    @Option(help: ArgumentHelp(
+        "For tests: a file naming peer ids (comma-separated) this node is cut off from, re-read every 50 ms.",
+        visibility: .hidden))
+    var faultFile: String?
+
     func run() async throws {
         let cluster = try loadClusterConfig(config)
         guard let me = cluster.node(id) else {
@@ -36,12 +41,16 @@ struct NodeCommand: AsyncParsableCommand {
         let storage = try Unchecked(FileLogStorage(directory: me.dataDirectory))
         let peers = cluster.nodes.filter { $0.id != id }.map { GRPCPeerTransport.Peer(id: $0.id, host: $0.host, port: $0.port) }
         let transport = GRPCPeerTransport(peers: peers)
+        let faults = faultFile.map { _ in FaultInjectingTransport(wrapping: transport) }
         let node = NodeRuntime(
-            options: cluster.nodeOptions(for: id), transport: transport,
+            options: cluster.nodeOptions(for: id), transport: faults ?? transport,
             storage: { storage.take() }, stateMachine: { KeyValueStore() })
         let server = GRPCServer(
             transport: HTTP2ServerTransport.Posix(address: .ipv4(host: me.host, port: me.port), transportSecurity: .plaintext),
-            services: [RaftPeerService(deliver: node.deliver), ControlPlaneService(node: node, config: cluster)])
+            services: [
+                RaftPeerService { messages in node.deliver(faults?.filterInbound(messages) ?? messages) },
+                ControlPlaneService(node: node, config: cluster),
+            ])
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { node.stop(transferLeadership: true) }
         defer { signals.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -60,6 +69,15 @@ struct NodeCommand: AsyncParsableCommand {
             }
             print("flotilla node \(id): serving \(me.address), zone \(me.zone), data \(me.dataDirectory)")
             group.addTask { await transport.run() }
+            if let faults, let faultFile {
+                group.addTask {
+                    while !Task.isCancelled {
+                        let text = (try? String(contentsOfFile: faultFile, encoding: .utf8)) ?? ""
+                        faults.block(Set(text.split(whereSeparator: { $0 == "," || $0.isWhitespace }).compactMap { UInt64($0) }))
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+            }
             // The node's end (graceful stop, or a storage failure) ends the process.
             defer { group.cancelAll() }
             try await node.run()

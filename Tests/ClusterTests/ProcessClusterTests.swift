@@ -129,6 +129,45 @@ struct ProcessClusterTests {
         }
     }
 
+    /// Cuts the leader off from the others (both ways) with the nodes' test-only fault files: the
+    /// majority elects a new leader and commits; the old leader commits nothing; after healing it
+    /// follows the new leader and holds every write.
+    @Test func aPartitionedMinorityTakesNoWritesAndCatchesUp() async throws {
+        setenv("FLOTILLA_FAULT_FILES", "1", 1)
+        defer { unsetenv("FLOTILLA_FAULT_FILES") }
+        try await Self.withProcessCluster(nodes: 3) { dir, addresses in
+            let old = Int(try await Self.leader(addresses))
+            let others = (1...3).filter { $0 != old }
+            try others.map(String.init).joined(separator: ",").write(toFile: "\(dir)/n\(old)/faults", atomically: true, encoding: .utf8)
+            for o in others { try String(old).write(toFile: "\(dir)/n\(o)/faults", atomically: true, encoding: .utf8) }
+            let majority = others.map { addresses[$0 - 1] }
+            try await ClusterClient.withCluster(majority) { client in
+                for k in 1...10 { _ = try await client.propose(KeyValueStore.put(Self.key(k), [1])) }
+            }
+            // The isolated old leader cannot get anything committed.
+            let refused = try await ClusterClient.withCluster([addresses[old - 1]], timeout: .seconds(3)) { client in
+                (try? await client.propose(KeyValueStore.put(Array("minority".utf8), [1]))) == nil
+            }
+            #expect(refused)
+            // Heal: the old leader catches up with the majority's writes.
+            for id in 1...3 { try? FileManager.default.removeItem(atPath: "\(dir)/n\(id)/faults") }
+            let caughtUp = try await ClusterClient.withCluster([addresses[old - 1]]) { client -> Bool in
+                for _ in 0..<200 {
+                    if let r = try? await client.read(KeyValueStore.count), KeyValueStore.decodeCount(Array(r.result)) == 10 {
+                        return true
+                    }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return false
+            }
+            #expect(caughtUp)
+            try await ClusterClient.withCluster(addresses) { client in
+                let r = try await client.read(KeyValueStore.get(Array("minority".utf8)))
+                #expect(KeyValueStore.decodeGet(Array(r.result)) == nil)
+            }
+        }
+    }
+
     @Test func aNodeWithACorruptLogRefusesToStart() async throws {
         try await Self.withProcessCluster(nodes: 3) { dir, addresses in
             try await ClusterClient.withCluster(addresses) { client in
