@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["Raft", "RaftStorage"], swiftSettings: strictSettings),
         // The durable LogStorage: a segmented write-ahead log and snapshot files, written with Glibc.
         .target(name: "RaftStorage", dependencies: ["Raft"], swiftSettings: strictSettings),
+        // Benchmark statistics (summaries, bootstrap CIs, comparisons, scaling fits). No dependencies.
+        .target(name: "BenchStatistics", swiftSettings: strictSettings),
         // Code generated from Protos/flotilla.proto by scripts/generate-protos.sh (committed).
         .target(
             name: "FlotillaProto",
@@ -86,6 +88,7 @@ let package = Package(
             name: "ControlPlaneTests", dependencies: ["ControlPlane", "RaftStorage", "Raft"], swiftSettings: strictSettings),
         // Real `flotilla` processes on 127.0.0.1 (needs the executable built: `swift test` builds it).
         .testTarget(name: "ClusterTests", dependencies: ["ControlPlane"], swiftSettings: strictSettings),
+        .testTarget(name: "BenchStatisticsTests", dependencies: ["BenchStatistics"], swiftSettings: strictSettings),
     ],
     swiftLanguageModes: [.v6]
 )
