@@ -141,6 +141,10 @@ struct ClusterCommand: AsyncParsableCommand {
             guard existing.isEmpty else {
                 throw CLIError("a cluster is already running in \(dir) (nodes \(existing)); stop it with `flotilla cluster down --dir \(dir)`")
             }
+            if let previous = try? loadClusterConfig(cluster.configPath), previous.nodes.count != nodes {
+                throw CLIError(
+                    "\(dir) holds a stopped cluster of \(previous.nodes.count) nodes and its data; start it again with --nodes \(previous.nodes.count), or delete it first with `flotilla cluster down --dir \(dir) --purge`")
+            }
             let config = try cluster.writeConfig(nodes: nodes)
             for n in config.nodes { _ = try cluster.start(n.id) }
             let leader = try await ClusterClient.withCluster(config.nodes.map(\.address)) { client -> UInt64? in
