@@ -11,7 +11,8 @@ final class Driver {
     private var storage: any LogStorage
     private var machine: any ReplicatedStateMachine
     private var sessions = Sessions()
-    private let makeEmptyMachine: any ReplicatedStateMachine
+    /// The state machine as first created: a snapshot is restored into a copy of it.
+    private let emptyMachine: any ReplicatedStateMachine
 
     private struct PendingProposal {
         var term: Term
@@ -39,7 +40,7 @@ final class Driver {
         self.options = options
         self.transport = transport
         self.storage = storage
-        makeEmptyMachine = stateMachine
+        emptyMachine = stateMachine
         machine = stateMachine
         let state = try storage.load()
         raft = try RaftNode(
@@ -246,7 +247,7 @@ final class Driver {
             let restoredSessions = try Sessions.decode(from: &r)
             let machineBytes = try r.readLengthPrefixed()
             try r.expectEnd("the node snapshot")
-            var restored = makeEmptyMachine
+            var restored = emptyMachine
             try restored.restore(machineBytes)
             sessions = restoredSessions
             machine = restored

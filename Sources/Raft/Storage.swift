@@ -37,8 +37,9 @@ public struct MemoryStorage: LogStorage, Sendable, Hashable {
         if let first = ready.entries.first {
             let base = (snapshot?.metadata.index ?? 0) + 1
             if first.index < base {
-                // Only possible if the snapshot already covers them; keep those after it.
-                entries = ready.entries.filter { $0.index >= base }
+                // The snapshot already covers the first ones: store those after it, if any.
+                let after = ready.entries.filter { $0.index >= base }
+                if !after.isEmpty { entries = after }
             } else {
                 let keep = Int(min(first.index - base, Index(entries.count)))
                 entries.removeLast(entries.count - keep)

@@ -88,7 +88,7 @@ public final class Simulator {
     private var finished = false
     private var livenessDeadline: UInt64 = .max
     private var finalWrite: (node: NodeID, write: PendingWrite)?
-    private var compactionThreshold: Index
+    private var compactionThreshold: Index = 0
     /// In some runs, new leaders are crashed or isolated within milliseconds of their election:
     /// short reigns leave logs with entries of many terms, which is where commit-rule bugs
     /// (Raft's Figure 8) hide.
@@ -115,7 +115,6 @@ public final class Simulator {
         faultsActive = options.faults || options.reconfiguration
         trace = Array(repeating: nil, count: max(options.traceLength, 1))
         wantTrace = options.traceLength > 0
-        compactionThreshold = 0
         compactionThreshold = Index(random(in: 5...60))
     }
 

@@ -110,6 +110,19 @@ import Testing
         }
     }
 
+    @Test("a Ready whose entries the snapshot already covers changes nothing", arguments: Backend.allCases)
+    func entriesCoveredBySnapshot(backend: Backend) throws {
+        try withTemporaryDirectory { dir in
+            let storage = try RestartableStorage(backend, in: dir)
+            let received = snapshot(index: 10, term: 2)
+            try storage.persist(ready(hardState: HardState(term: 2, commit: 10), snapshot: received))
+            let after = entries(from: 11, count: 3, term: 2)
+            try storage.persist(ready(entries: after))
+            try storage.persist(ready(entries: entries(from: 8, count: 3, term: 2)))
+            try storage.expectLoads(PersistentState(hardState: HardState(term: 2, commit: 10), snapshot: received, entries: after))
+        }
+    }
+
     @Test("a RaftNode restarted from load() has the same term, vote, commit and log", arguments: Backend.allCases)
     func raftNodeRestartsFromLoad(backend: Backend) throws {
         try withTemporaryDirectory { dir in

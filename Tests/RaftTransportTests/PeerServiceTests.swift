@@ -13,27 +13,7 @@ private final class Inbox: Sendable {
     var all: [Raft.Message] { messages.withLock { $0 } }
 }
 
-/// The receiving end of `RaftPeer.Send` (a client-streaming RPC): decodes each batch and rejects
-/// the stream with INVALID_ARGUMENT at the first malformed one.
-private struct PeerService: Flotilla_V1_RaftPeer.SimpleServiceProtocol {
-    let inbox: Inbox
-
-    func send(
-        request: RPCAsyncSequence<Flotilla_V1_RaftBatch, any Error>,
-        context: ServerContext
-    ) async throws -> Flotilla_V1_PeerAck {
-        for try await batch in request {
-            do throws(WireError) {
-                inbox.append(try [Raft.Message](batch))
-            } catch {
-                throw RPCError(code: .invalidArgument, message: error.description)
-            }
-        }
-        return Flotilla_V1_PeerAck()
-    }
-}
-
-/// The generated service and client, with the codec, over grpc-swift-2's in-process transport.
+/// `RaftPeerService` and the generated client, with the codec, over grpc-swift-2's in-process transport.
 @Suite struct PeerServiceTests {
     private let first: [Raft.Message] = [
         Raft.Message(from: 1, to: 2, term: 3, payload: .heartbeat(Heartbeat(commit: 4, readRound: 5))),
@@ -51,7 +31,7 @@ private struct PeerService: Flotilla_V1_RaftPeer.SimpleServiceProtocol {
         let inbox = Inbox()
         let transport = InProcessTransport()
         let batches = [first, second]
-        try await withGRPCServer(transport: transport.server, services: [PeerService(inbox: inbox)]) { _ in
+        try await withGRPCServer(transport: transport.server, services: [RaftPeerService(deliver: inbox.append)]) { _ in
             try await withGRPCClient(transport: transport.client) { client in
                 let peer = Flotilla_V1_RaftPeer.Client(wrapping: client)
                 let ack = try await peer.send { writer in
@@ -69,7 +49,7 @@ private struct PeerService: Flotilla_V1_RaftPeer.SimpleServiceProtocol {
         var bad = Flotilla_V1_RaftBatch(second)
         bad.messages[0].to = 0
         let batches = [Flotilla_V1_RaftBatch(first), bad]
-        try await withGRPCServer(transport: transport.server, services: [PeerService(inbox: inbox)]) { _ in
+        try await withGRPCServer(transport: transport.server, services: [RaftPeerService(deliver: inbox.append)]) { _ in
             try await withGRPCClient(transport: transport.client) { client in
                 let peer = Flotilla_V1_RaftPeer.Client(wrapping: client)
                 let error = await #expect(throws: RPCError.self) {
