@@ -22,14 +22,22 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The consensus core: a pure, deterministic state machine. No dependencies, no I/O.
         .target(name: "Raft", swiftSettings: strictSettings),
         // Seeded simulated cluster (clock, network, disk, clients) and the safety checkers.
-        .target(name: "Simulation", dependencies: ["Raft", "RaftStorage"], swiftSettings: strictSettings),
+        .target(name: "Simulation", dependencies: ["Raft", "RaftStorage", "Manifest"], swiftSettings: strictSettings),
         // The durable LogStorage: a segmented write-ahead log and snapshot files, written with Glibc.
         .target(name: "RaftStorage", dependencies: ["Raft"], swiftSettings: strictSettings),
+        // The Global Task Manifest: the deterministic replicated state machine of tasks, attempts and
+        // agents, and the leader's pure scheduling decisions. Depends only on the core (for its codec).
+        .target(name: "Manifest", dependencies: ["Raft"], swiftSettings: strictSettings),
+        // OpenBLAS's C interface (Debian: libopenblas-dev).
+        .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        // Compute kernels run by agents: seeded matrices, cblas_sgemm/dgemm, Freivalds verification.
+        .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: strictSettings),
         // Benchmark statistics (summaries, bootstrap CIs, comparisons, scaling fits). No dependencies.
         .target(name: "BenchStatistics", swiftSettings: strictSettings),
         // Code generated from Protos/flotilla.proto by scripts/generate-protos.sh (committed).
@@ -54,17 +62,28 @@ let package = Package(
         .target(
             name: "ControlPlane",
             dependencies: [
-                "Raft", "RaftStorage", "RaftTransport", "FlotillaProto",
+                "Raft", "RaftStorage", "RaftTransport", "FlotillaProto", "Manifest",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings),
+        // A node agent: registers with the leader, heartbeats, runs assigned tasks, reports results.
+        .target(
+            name: "Agent",
+            dependencies: [
+                "Kernels", "Manifest", "FlotillaProto", "RaftTransport", "ControlPlane",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strictSettings),
         .executableTarget(
             name: "flotilla",
             dependencies: [
                 "Simulation", "Raft", "RaftStorage", "RaftTransport", "ControlPlane", "FlotillaProto",
+                "Manifest", "Kernels", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
@@ -72,7 +91,7 @@ let package = Package(
         ),
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strictSettings),
         .testTarget(
-            name: "SimulationTests", dependencies: ["Simulation", "Raft"], swiftSettings: strictSettings),
+            name: "SimulationTests", dependencies: ["Simulation", "Raft", "Manifest"], swiftSettings: strictSettings),
         .testTarget(
             name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft"], swiftSettings: strictSettings),
         .testTarget(
@@ -87,7 +106,16 @@ let package = Package(
         .testTarget(
             name: "ControlPlaneTests", dependencies: ["ControlPlane", "RaftStorage", "Raft"], swiftSettings: strictSettings),
         // Real `flotilla` processes on 127.0.0.1 (needs the executable built: `swift test` builds it).
-        .testTarget(name: "ClusterTests", dependencies: ["ControlPlane"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: [
+                "ControlPlane", "FlotillaProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            swiftSettings: strictSettings),
+        .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Raft"], swiftSettings: strictSettings),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: strictSettings),
         .testTarget(name: "BenchStatisticsTests", dependencies: ["BenchStatistics"], swiftSettings: strictSettings),
     ],
     swiftLanguageModes: [.v6]

@@ -12,9 +12,9 @@ if ! command -v swift >/dev/null 2>&1; then
   fi
 fi
 
-# System packages the build and the tools use. (The consensus core and simulator need none; later
-# parts add OpenBLAS, protoc and gnuplot here.)
-packages=(make git)
+# System packages the build and the tools use: OpenBLAS (agents' matmul kernel, headers for the
+# COpenBLAS module). The consensus core and simulator need none.
+packages=(make git libopenblas-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,7 @@
 import Foundation
 public import FlotillaProto
-import GRPCCore
-import GRPCNIOTransportHTTP2
+public import GRPCCore
+public import GRPCNIOTransportHTTP2
 import RaftTransport
 import Synchronization
 
@@ -96,8 +96,26 @@ public final class ClusterClient: Sendable {
         _ = try await withRetries { try await Flotilla_V1_ControlPlane.Client(wrapping: $0).transferLeadership(request) }
     }
 
-    private func withRetries<R: Sendable>(_ call: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
+    /// Runs `call` on the leader: follows leader hints, retries retryable failures on the next
+    /// node after a back-off, until `timeout` (default: the client's) has passed.
+    public func call<R: Sendable>(
+        timeout: Duration? = nil, _ call: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R
+    ) async throws -> R {
+        try await withRetries(timeout: timeout, call)
+    }
+
+    /// Borrows a session (client id, next sequence number) for one exactly-once proposal; the
+    /// session's next proposal uses a higher number whatever the outcome.
+    public func withSession<R: Sendable>(_ body: (_ clientID: String, _ sequence: UInt64) async throws -> R) async throws -> R {
+        let session: (id: String, sequence: UInt64) = state.withLock { $0.idleSessions.popLast() } ?? (UUID().uuidString, 0)
+        defer { state.withLock { $0.idleSessions.append((session.id, session.sequence + 1)) } }
+        return try await body(session.id, session.sequence + 1)
+    }
+
+    private func withRetries<R: Sendable>(
+        timeout: Duration? = nil, _ call: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R
+    ) async throws -> R {
+        let deadline = ContinuousClock.now.advanced(by: timeout ?? self.timeout)
         var next = state.withLock { $0.leader } ?? addresses[0]
         var backoff: Duration = .milliseconds(10)
         var lastError = "no node answered"
@@ -128,6 +146,6 @@ public final class ClusterClient: Sendable {
             try await Task.sleep(for: backoff)
             backoff = min(backoff * 2, maxBackoff)
         }
-        throw Failure(description: "gave up after \(timeout): \(lastError)")
+        throw Failure(description: "gave up after \(timeout ?? self.timeout): \(lastError)")
     }
 }

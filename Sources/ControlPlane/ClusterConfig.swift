@@ -1,3 +1,4 @@
+public import Manifest
 public import Raft
 import Yams
 
@@ -60,11 +61,14 @@ public struct ClusterConfig: Sendable, Hashable {
     public var profile: Profile
     public var timing: Timing
     public var nodes: [Node]
+    /// Agents' heartbeat period, the dead-agent timeout and the default task timeout (`agents:`).
+    public var scheduler: SchedulerConfig
 
-    public init(profile: Profile = .lan, timing: Timing? = nil, nodes: [Node]) {
+    public init(profile: Profile = .lan, timing: Timing? = nil, nodes: [Node], scheduler: SchedulerConfig = SchedulerConfig()) {
         self.profile = profile
         self.timing = timing ?? (profile == .lan ? .lan : .wan)
         self.nodes = nodes
+        self.scheduler = scheduler
     }
 
     public func node(_ id: NodeID) -> Node? { nodes.first { $0.id == id } }
@@ -98,8 +102,8 @@ public struct ClusterConfig: Sendable, Hashable {
             throw ConfigError(source: source, field: "", message: "must be a mapping with a 'nodes' list")
         }
         func fail(_ field: String, _ message: String) -> ConfigError { ConfigError(source: source, field: field, message: message) }
-        for key in map.keys where !["profile", "timing", "nodes"].contains(key) {
-            throw fail(key, "is not a known field (expected profile, timing, nodes)")
+        for key in map.keys where !["profile", "timing", "nodes", "agents"].contains(key) {
+            throw fail(key, "is not a known field (expected profile, timing, agents, nodes)")
         }
 
         var profile = Profile.lan
@@ -129,6 +133,25 @@ public struct ClusterConfig: Sendable, Hashable {
             }
         }
 
+        var scheduler = SchedulerConfig()
+        if let a = map["agents"] {
+            guard let a = a as? [String: Any] else { throw fail("agents", "must be a mapping") }
+            func millis(_ value: Any, _ field: String) throws(ConfigError) -> Millis {
+                let d = try duration(value, field: field, fail).components
+                return Millis(max(0, d.seconds * 1000 + d.attoseconds / 1_000_000_000_000_000))
+            }
+            for (key, value) in a {
+                let field = "agents.\(key)"
+                switch key {
+                case "heartbeat_interval": scheduler.heartbeatInterval = try millis(value, field)
+                case "dead_after": scheduler.deadAfter = try millis(value, field)
+                case "task_timeout": scheduler.defaultTaskTimeout = try millis(value, field)
+                default: throw fail(field, "is not a known field (expected heartbeat_interval, dead_after, task_timeout)")
+                }
+            }
+            if let problem = scheduler.problem { throw fail("agents", problem) }
+        }
+
         guard let list = map["nodes"] as? [Any], !list.isEmpty else { throw fail("nodes", "must be a non-empty list of nodes") }
         var nodes: [Node] = []
         for (k, item) in list.enumerated() {
@@ -151,7 +174,7 @@ public struct ClusterConfig: Sendable, Hashable {
             }
             nodes.append(Node(id: NodeID(id), host: host, port: port, zone: zone, dataDirectory: dir))
         }
-        return ClusterConfig(profile: profile, timing: timing, nodes: nodes)
+        return ClusterConfig(profile: profile, timing: timing, nodes: nodes, scheduler: scheduler)
     }
 
     /// The YAML text of this configuration (what `flotilla cluster up` writes).
@@ -168,6 +191,10 @@ public struct ClusterConfig: Sendable, Hashable {
             "  heartbeat_ticks: \(timing.heartbeatTicks)",
             "  request_timeout: \(ms(timing.requestTimeout))",
             "  snapshot_interval: \(timing.snapshotInterval)",
+            "agents:",
+            "  heartbeat_interval: \(scheduler.heartbeatInterval)ms",
+            "  dead_after: \(scheduler.deadAfter)ms",
+            "  task_timeout: \(scheduler.defaultTaskTimeout)ms",
             "nodes:",
         ]
         for n in nodes {

@@ -86,33 +86,35 @@ public struct ControlPlaneService: Flotilla_V1_ControlPlane.SimpleServiceProtoco
         do {
             return try await body()
         } catch let error as NodeError {
-            throw rpcError(error)
+            throw rpcError(error, config: config)
         }
     }
+}
 
-    private func rpcError(_ error: NodeError) -> RPCError {
-        switch error {
-        case .notLeader(let leader):
-            var metadata = Metadata()
-            if leader != noNode {
-                metadata.addString(String(leader), forKey: "leader-id")
-                if let address = config.node(leader)?.address { metadata.addString(address, forKey: "leader-address") }
-            }
-            return RPCError(code: .failedPrecondition, message: error.description, metadata: metadata)
-        case .proposalLost, .timedOut, .stopped:
-            return RPCError(code: .unavailable, message: error.description)
-        case .staleSequence:
-            return RPCError(code: .aborted, message: error.description)
-        case .invalidRequest:
-            return RPCError(code: .invalidArgument, message: error.description)
-        case .refused(let raftError):
-            switch raftError {
-            case .proposalQueueFull: return RPCError(code: .resourceExhausted, message: error.description)
-            case .configurationChangePending, .transferInProgress: return RPCError(code: .unavailable, message: error.description)
-            default: return RPCError(code: .failedPrecondition, message: error.description)
-            }
-        case .storageFailed:
-            return RPCError(code: .internalError, message: error.description)
+/// The gRPC status for a node error: clients retry `UNAVAILABLE`, follow the `leader-address`
+/// metadata of `FAILED_PRECONDITION`, and give up on the others.
+func rpcError(_ error: NodeError, config: ClusterConfig) -> RPCError {
+    switch error {
+    case .notLeader(let leader):
+        var metadata = Metadata()
+        if leader != noNode {
+            metadata.addString(String(leader), forKey: "leader-id")
+            if let address = config.node(leader)?.address { metadata.addString(address, forKey: "leader-address") }
         }
+        return RPCError(code: .failedPrecondition, message: error.description, metadata: metadata)
+    case .proposalLost, .timedOut, .stopped:
+        return RPCError(code: .unavailable, message: error.description)
+    case .staleSequence:
+        return RPCError(code: .aborted, message: error.description)
+    case .invalidRequest:
+        return RPCError(code: .invalidArgument, message: error.description)
+    case .refused(let raftError):
+        switch raftError {
+        case .proposalQueueFull: return RPCError(code: .resourceExhausted, message: error.description)
+        case .configurationChangePending, .transferInProgress: return RPCError(code: .unavailable, message: error.description)
+        default: return RPCError(code: .failedPrecondition, message: error.description)
+        }
+    case .storageFailed:
+        return RPCError(code: .internalError, message: error.description)
     }
 }

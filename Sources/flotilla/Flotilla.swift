@@ -7,6 +7,9 @@ struct Flotilla: AsyncParsableCommand {
         commandName: "flotilla",
         abstract: "A fault-tolerant orchestrator for compute tasks, replicated with Raft.",
         version: "0.1.0",
-        subcommands: [NodeCommand.self, ClusterCommand.self, StatusCommand.self, MeasureCommand.self, SimulateCommand.self]
+        subcommands: [
+            NodeCommand.self, AgentCommand.self, ClusterCommand.self, StatusCommand.self, SubmitCommand.self, TasksCommand.self,
+            TaskCommand.self, AgentsCommand.self, MeasureCommand.self, SimulateCommand.self,
+        ]
     )
 }

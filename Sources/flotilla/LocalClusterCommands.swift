@@ -1,5 +1,6 @@
 import ArgumentParser
 import ControlPlane
+import Manifest
 import Foundation
 import Raft
 
@@ -19,7 +20,7 @@ struct LocalCluster {
         (0..<count).map { $0 < count / 2 + 1 ? "aws-us-east-1" : "gcp-europe-west1" }
     }
 
-    func writeConfig(nodes count: Int) throws -> ClusterConfig {
+    func writeConfig(nodes count: Int, scheduler: SchedulerConfig = SchedulerConfig()) throws -> ClusterConfig {
         let ports = try freePorts(count)
         let zones = Self.zones(count)
         let absolute = URL(fileURLWithPath: dir).standardizedFileURL.path
@@ -28,7 +29,7 @@ struct LocalCluster {
                 ClusterConfig.Node(
                     id: NodeID(k), host: "127.0.0.1", port: ports[k - 1], zone: zones[k - 1],
                     dataDirectory: "\(absolute)/n\(k)/data")
-            })
+            }, scheduler: scheduler)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try config.yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         return config
@@ -50,33 +51,85 @@ struct LocalCluster {
     /// Starts `flotilla node` for `id` in the background, its output appended to its log.
     func start(_ id: NodeID) throws -> Int32 {
         try FileManager.default.createDirectory(atPath: nodeDir(id), withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: logPath(id)) {
-            _ = FileManager.default.createFile(atPath: logPath(id), contents: nil)
-        }
-        guard let log = FileHandle(forWritingAtPath: logPath(id)) else { throw CLIError("cannot open \(logPath(id))") }
-        log.seekToEndOfFile()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: currentExecutable())
-        process.arguments = ["node", "--id", String(id), "--config", configPath] + extraNodeArguments(id)
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        let pid = process.processIdentifier
+        let pid = try spawn(["node", "--id", String(id), "--config", configPath] + extraNodeArguments(id), log: logPath(id))
         try "\(pid)\n".write(toFile: pidPath(id), atomically: true, encoding: .utf8)
         return pid
     }
 
     /// Stops a node: SIGTERM (graceful: a leader hands over first), SIGKILL after `grace`.
     func stop(_ id: NodeID, grace: Duration = .seconds(5)) async -> Bool {
-        guard let pid = pid(id), processIsAlive(pid) else { return false }
-        kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now.advanced(by: grace)
-        while processIsAlive(pid) && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if processIsAlive(pid) { kill(pid, SIGKILL) }
-        try? FileManager.default.removeItem(atPath: pidPath(id))
-        return true
+        await stopProcess(pidFile: pidPath(id), grace: grace)
     }
+
+    // MARK: Agents: <dir>/agents/<ID>/{agent.log, agent.pid, zone, slots}
+
+    func agentDir(_ id: String) -> String { "\(dir)/agents/\(id)" }
+    func agentPidPath(_ id: String) -> String { agentDir(id) + "/agent.pid" }
+    func agentLogPath(_ id: String) -> String { agentDir(id) + "/agent.log" }
+
+    /// Agents this folder has started (running or not).
+    func agentIDs() -> [String] {
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/agents")) ?? []
+        return ids.sorted { ($0.count, $0) < ($1.count, $1) }
+    }
+
+    func agentPid(_ id: String) -> Int32? {
+        guard let text = try? String(contentsOfFile: agentPidPath(id), encoding: .utf8) else { return nil }
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    func isAgentRunning(_ id: String) -> Bool { agentPid(id).map(processIsAlive) ?? false }
+
+    /// Starts `flotilla agent` in the background (zone and slots remembered for restarts), with
+    /// `OPENBLAS_CORETYPE` chosen for this CPU if OpenBLAS would otherwise fall back.
+    func startAgent(_ id: String, zone: String? = nil, slots: Int? = nil, extraArguments: [String]? = nil) throws -> Int32 {
+        let folder = agentDir(id)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let extraArguments = extraArguments
+            ?? (try? String(contentsOfFile: folder + "/arguments", encoding: .utf8))?.split(separator: " ").map(String.init) ?? []
+        try extraArguments.joined(separator: " ").write(toFile: folder + "/arguments", atomically: true, encoding: .utf8)
+        let zone = zone ?? (try? String(contentsOfFile: folder + "/zone", encoding: .utf8)) ?? "local"
+        let slots = slots ?? Int((try? String(contentsOfFile: folder + "/slots", encoding: .utf8)) ?? "") ?? 1
+        try zone.write(toFile: folder + "/zone", atomically: true, encoding: .utf8)
+        try String(slots).write(toFile: folder + "/slots", atomically: true, encoding: .utf8)
+        let args = ["agent", "--id", id, "--zone", zone, "--slots", String(slots), "--config", configPath] + extraArguments
+        let pid = try spawn(args, log: agentLogPath(id), environment: agentEnvironment())
+        try "\(pid)\n".write(toFile: agentPidPath(id), atomically: true, encoding: .utf8)
+        return pid
+    }
+
+    func stopAgent(_ id: String, grace: Duration = .seconds(5)) async -> Bool {
+        await stopProcess(pidFile: agentPidPath(id), grace: grace)
+    }
+
+    /// Runs this executable with `arguments` in the background, output appended to `log`.
+    func spawn(_ arguments: [String], log path: String, environment: [String: String]? = nil) throws -> Int32 {
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let log = FileHandle(forWritingAtPath: path) else { throw CLIError("cannot open \(path)") }
+        log.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: currentExecutable())
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        return process.processIdentifier
+    }
+}
+
+/// SIGTERM, then SIGKILL after `grace`; removes the pid file. False if it was not running.
+func stopProcess(pidFile: String, grace: Duration) async -> Bool {
+    guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+        let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), processIsAlive(pid)
+    else { return false }
+    kill(pid, SIGTERM)
+    let deadline = ContinuousClock.now.advanced(by: grace)
+    while processIsAlive(pid) && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+    if processIsAlive(pid) { kill(pid, SIGKILL) }
+    try? FileManager.default.removeItem(atPath: pidFile)
+    return true
 }
 
 /// Alive and not a zombie (a container's init may never reap our orphans).
@@ -119,7 +172,7 @@ struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract: "Start, stop and repair a local cluster of node processes on 127.0.0.1.",
-        subcommands: [Up.self, Down.self, RestartNode.self])
+        subcommands: [Up.self, Down.self, RestartNode.self, RestartAgent.self])
 
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -131,8 +184,27 @@ struct ClusterCommand: AsyncParsableCommand {
         @Option(help: "The cluster's folder; several clusters can run side by side in different folders.")
         var dir = LocalCluster.defaultDirectory
 
+        @Option(help: "How many agents to start (a1, a2, ...), spread over the nodes' zones.")
+        var agents = 0
+
+        @Option(help: "Task slots per agent.")
+        var slots = 1
+
+        @Option(help: "Seconds between agent heartbeats.")
+        var heartbeat: Double?
+
+        @Option(help: "Seconds without a heartbeat before an agent is declared dead and its tasks re-queued.")
+        var deadAfter: Double?
+
+        @Option(help: ArgumentHelp("For tests: milliseconds every agent adds to each task.", visibility: .hidden))
+        var agentDelayMs = 0
+
         func validate() throws {
             guard (1...9).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 9") }
+            guard (0...64).contains(agents) else { throw ValidationError("--agents must be between 0 and 64") }
+            guard (1...1024).contains(slots) else { throw ValidationError("--slots must be between 1 and 1024") }
+            if let heartbeat, !(0.01...60).contains(heartbeat) { throw ValidationError("--heartbeat must be between 0.01 and 60 seconds") }
+            if let deadAfter, !(0.02...3600).contains(deadAfter) { throw ValidationError("--dead-after must be between 0.02 and 3600 seconds") }
         }
 
         func run() async throws {
@@ -145,7 +217,11 @@ struct ClusterCommand: AsyncParsableCommand {
                 throw CLIError(
                     "\(dir) holds a stopped cluster of \(previous.nodes.count) nodes and its data; start it again with --nodes \(previous.nodes.count), or delete it first with `flotilla cluster down --dir \(dir) --purge`")
             }
-            let config = try cluster.writeConfig(nodes: nodes)
+            var scheduler = SchedulerConfig()
+            if let heartbeat { scheduler.heartbeatInterval = Millis(heartbeat * 1000) }
+            if let deadAfter { scheduler.deadAfter = Millis(deadAfter * 1000) }
+            if let problem = scheduler.problem { throw ValidationError(problem) }
+            let config = try cluster.writeConfig(nodes: nodes, scheduler: scheduler)
             for n in config.nodes { _ = try cluster.start(n.id) }
             let leader = try await ClusterClient.withCluster(config.nodes.map(\.address)) { client -> UInt64? in
                 let deadline = ContinuousClock.now.advanced(by: .seconds(15))
@@ -161,7 +237,14 @@ struct ClusterCommand: AsyncParsableCommand {
             guard let leader else {
                 throw CLIError("the nodes started but elected no leader within 15 s; see \(dir)/n*/node.log")
             }
-            print("cluster up in \(dir): \(nodes) nodes, leader node \(leader); config \(cluster.configPath)")
+            let zones = Array(Set(config.nodes.map(\.zone))).sorted()
+            for k in 0..<agents {
+                let id = "a\(k + 1)"
+                let extra = agentDelayMs > 0 ? ["--inject-delay-ms", String(agentDelayMs)] : []
+                let pid = try cluster.startAgent(id, zone: zones[k % zones.count], slots: slots, extraArguments: extra)
+                print("agent \(id): \(zones[k % zones.count]), \(slots) slot\(slots == 1 ? "" : "s"), pid \(pid)")
+            }
+            print("cluster up in \(dir): \(nodes) nodes, leader node \(leader), \(agents) agent\(agents == 1 ? "" : "s"); config \(cluster.configPath)")
         }
     }
 
@@ -177,6 +260,9 @@ struct ClusterCommand: AsyncParsableCommand {
         func run() async throws {
             let cluster = LocalCluster(dir: dir)
             let config = try loadClusterConfig(cluster.configPath)
+            await withTaskGroup(of: Void.self) { group in
+                for a in cluster.agentIDs() { group.addTask { if await cluster.stopAgent(a) { print("agent \(a) stopped") } } }
+            }
             await withTaskGroup(of: Void.self) { group in
                 for n in config.nodes { group.addTask { if await cluster.stop(n.id) { print("node \(n.id) stopped") } } }
             }
@@ -203,6 +289,29 @@ struct ClusterCommand: AsyncParsableCommand {
                 return
             }
             print("node \(id) started, pid \(try cluster.start(id))")
+        }
+    }
+
+    struct RestartAgent: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "restart-agent", abstract: "Start again an agent that was stopped or killed (same zone and slots).")
+
+        @Argument(help: "The agent's id (a1, a2, ...).")
+        var id: String
+
+        @Option(help: "The cluster's folder.")
+        var dir = LocalCluster.defaultDirectory
+
+        func run() async throws {
+            let cluster = LocalCluster(dir: dir)
+            guard cluster.agentIDs().contains(id) else {
+                throw CLIError("no agent \(id) in \(dir)/agents (agents: \(cluster.agentIDs().joined(separator: ", ")))")
+            }
+            if cluster.isAgentRunning(id) {
+                print("agent \(id) is already running (pid \(cluster.agentPid(id)!))")
+                return
+            }
+            print("agent \(id) started, pid \(try cluster.startAgent(id))")
         }
     }
 }

@@ -42,14 +42,18 @@ struct NodeCommand: AsyncParsableCommand {
         let peers = cluster.nodes.filter { $0.id != id }.map { GRPCPeerTransport.Peer(id: $0.id, host: $0.host, port: $0.port) }
         let transport = GRPCPeerTransport(peers: peers)
         let faults = faultFile.map { _ in FaultInjectingTransport(wrapping: transport) }
+        let manifest = ManifestStore()
         let node = NodeRuntime(
             options: cluster.nodeOptions(for: id), transport: faults ?? transport,
-            storage: { storage.take() }, stateMachine: { KeyValueStore() })
+            storage: { storage.take() }, stateMachine: { FlotillaStateMachine(manifest: manifest) })
+        let orchestrator = Orchestrator(node: node, store: manifest, config: cluster.scheduler)
         let server = GRPCServer(
             transport: HTTP2ServerTransport.Posix(address: .ipv4(host: me.host, port: me.port), transportSecurity: .plaintext),
             services: [
                 RaftPeerService { messages in node.deliver(faults?.filterInbound(messages) ?? messages) },
                 ControlPlaneService(node: node, config: cluster),
+                TasksService(orchestrator: orchestrator, config: cluster),
+                AgentsService(orchestrator: orchestrator, config: cluster),
             ])
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { node.stop(transferLeadership: true) }
         defer { signals.cancel() }
@@ -67,8 +71,9 @@ struct NodeCommand: AsyncParsableCommand {
                 group.cancelAll()
                 throw CLIError("cannot listen on \(me.address): is it this machine's address, and is the port free?")
             }
-            print("flotilla node \(id): serving \(me.address), zone \(me.zone), data \(me.dataDirectory)")
+            say("flotilla node \(id): serving \(me.address), zone \(me.zone), data \(me.dataDirectory)")
             group.addTask { await transport.run() }
+            group.addTask { await orchestrator.run() }
             if let faults, let faultFile {
                 group.addTask {
                     while !Task.isCancelled {
@@ -83,7 +88,7 @@ struct NodeCommand: AsyncParsableCommand {
             try await node.run()
             server.beginGracefulShutdown()
         }
-        print("flotilla node \(id): stopped")
+        say("flotilla node \(id): stopped")
     }
 }
 

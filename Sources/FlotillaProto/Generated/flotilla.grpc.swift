@@ -1451,3 +1451,2020 @@ extension Flotilla_V1_ControlPlane.ClientProtocol {
         )
     }
 }
+
+// MARK: - flotilla.v1.Tasks
+
+/// Namespace containing generated types for the "flotilla.v1.Tasks" service.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+public enum Flotilla_V1_Tasks: Sendable {
+    /// Service descriptor for the "flotilla.v1.Tasks" service.
+    public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Tasks")
+    /// Namespace for method metadata.
+    public enum Method: Sendable {
+        /// Namespace for "Submit" metadata.
+        public enum Submit: Sendable {
+            /// Request type for "Submit".
+            public typealias Input = Flotilla_V1_SubmitRequest
+            /// Response type for "Submit".
+            public typealias Output = Flotilla_V1_SubmitResponse
+            /// Descriptor for "Submit".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Tasks"),
+                method: "Submit",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetTask" metadata.
+        public enum GetTask: Sendable {
+            /// Request type for "GetTask".
+            public typealias Input = Flotilla_V1_GetTaskRequest
+            /// Response type for "GetTask".
+            public typealias Output = Flotilla_V1_Task
+            /// Descriptor for "GetTask".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Tasks"),
+                method: "GetTask",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListTasks" metadata.
+        public enum ListTasks: Sendable {
+            /// Request type for "ListTasks".
+            public typealias Input = Flotilla_V1_ListTasksRequest
+            /// Response type for "ListTasks".
+            public typealias Output = Flotilla_V1_ListTasksResponse
+            /// Descriptor for "ListTasks".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Tasks"),
+                method: "ListTasks",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListAgents" metadata.
+        public enum ListAgents: Sendable {
+            /// Request type for "ListAgents".
+            public typealias Input = Flotilla_V1_ListAgentsRequest
+            /// Response type for "ListAgents".
+            public typealias Output = Flotilla_V1_ListAgentsResponse
+            /// Descriptor for "ListAgents".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Tasks"),
+                method: "ListAgents",
+                type: .unary
+            )
+        }
+        /// Namespace for "Act" metadata.
+        public enum Act: Sendable {
+            /// Request type for "Act".
+            public typealias Input = Flotilla_V1_ActionRequest
+            /// Response type for "Act".
+            public typealias Output = Flotilla_V1_ActionResponse
+            /// Descriptor for "Act".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Tasks"),
+                method: "Act",
+                type: .unary
+            )
+        }
+        /// Descriptors for all methods in the "flotilla.v1.Tasks" service.
+        public static let descriptors: [GRPCCore.MethodDescriptor] = [
+            Submit.descriptor,
+            GetTask.descriptor,
+            ListTasks.descriptor,
+            ListAgents.descriptor,
+            Act.descriptor
+        ]
+    }
+}
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension GRPCCore.ServiceDescriptor {
+    /// Service descriptor for the "flotilla.v1.Tasks" service.
+    public static let flotilla_v1_Tasks = GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Tasks")
+}
+
+// MARK: flotilla.v1.Tasks (server)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Tasks {
+    /// Streaming variant of the service protocol for the "flotilla.v1.Tasks" service.
+    ///
+    /// This protocol is the lowest-level of the service protocols generated for this service
+    /// giving you the most flexibility over the implementation of your service. This comes at
+    /// the cost of more verbose and less strict APIs. Each RPC requires you to implement it in
+    /// terms of a request stream and response stream. Where the RPC expects only a single
+    /// request or response message, you are responsible for ensuring your implementation
+    /// maintains this invariant.
+    ///
+    /// Where possible, prefer using the stricter, less-verbose ``ServiceProtocol``
+    /// or ``SimpleServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reads are linearizable. Like ControlPlane, a follower answers FAILED_PRECONDITION with the
+    /// > leader's address when only the leader can serve.
+    public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
+        /// Handle the "Submit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Flotilla_V1_SubmitRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Flotilla_V1_SubmitResponse` messages.
+        func submit(
+            request: GRPCCore.StreamingServerRequest<Flotilla_V1_SubmitRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_SubmitResponse>
+
+        /// Handle the "GetTask" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Flotilla_V1_GetTaskRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Flotilla_V1_Task` messages.
+        func getTask(
+            request: GRPCCore.StreamingServerRequest<Flotilla_V1_GetTaskRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_Task>
+
+        /// Handle the "ListTasks" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Flotilla_V1_ListTasksRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Flotilla_V1_ListTasksResponse` messages.
+        func listTasks(
+            request: GRPCCore.StreamingServerRequest<Flotilla_V1_ListTasksRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_ListTasksResponse>
+
+        /// Handle the "ListAgents" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Flotilla_V1_ListAgentsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Flotilla_V1_ListAgentsResponse` messages.
+        func listAgents(
+            request: GRPCCore.StreamingServerRequest<Flotilla_V1_ListAgentsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_ListAgentsResponse>
+
+        /// Handle the "Act" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Flotilla_V1_ActionRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Flotilla_V1_ActionResponse` messages.
+        func act(
+            request: GRPCCore.StreamingServerRequest<Flotilla_V1_ActionRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_ActionResponse>
+    }
+
+    /// Service protocol for the "flotilla.v1.Tasks" service.
+    ///
+    /// This protocol is higher level than ``StreamingServiceProtocol`` but lower level than
+    /// the ``SimpleServiceProtocol``, it provides access to request and response metadata and
+    /// trailing response metadata. If you don't need these then consider using
+    /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
+    /// use ``StreamingServiceProtocol``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reads are linearizable. Like ControlPlane, a follower answers FAILED_PRECONDITION with the
+    /// > leader's address when only the leader can serve.
+    public protocol ServiceProtocol: Flotilla_V1_Tasks.StreamingServiceProtocol {
+        /// Handle the "Submit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_SubmitRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Flotilla_V1_SubmitResponse` message.
+        func submit(
+            request: GRPCCore.ServerRequest<Flotilla_V1_SubmitRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_SubmitResponse>
+
+        /// Handle the "GetTask" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_GetTaskRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Flotilla_V1_Task` message.
+        func getTask(
+            request: GRPCCore.ServerRequest<Flotilla_V1_GetTaskRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_Task>
+
+        /// Handle the "ListTasks" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_ListTasksRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Flotilla_V1_ListTasksResponse` message.
+        func listTasks(
+            request: GRPCCore.ServerRequest<Flotilla_V1_ListTasksRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_ListTasksResponse>
+
+        /// Handle the "ListAgents" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_ListAgentsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Flotilla_V1_ListAgentsResponse` message.
+        func listAgents(
+            request: GRPCCore.ServerRequest<Flotilla_V1_ListAgentsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_ListAgentsResponse>
+
+        /// Handle the "Act" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_ActionRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Flotilla_V1_ActionResponse` message.
+        func act(
+            request: GRPCCore.ServerRequest<Flotilla_V1_ActionRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_ActionResponse>
+    }
+
+    /// Simple service protocol for the "flotilla.v1.Tasks" service.
+    ///
+    /// This is the highest level protocol for the service. The API is the easiest to use but
+    /// doesn't provide access to request or response metadata. If you need access to these
+    /// then use ``ServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reads are linearizable. Like ControlPlane, a follower answers FAILED_PRECONDITION with the
+    /// > leader's address when only the leader can serve.
+    public protocol SimpleServiceProtocol: Flotilla_V1_Tasks.ServiceProtocol {
+        /// Handle the "Submit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Flotilla_V1_SubmitRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Flotilla_V1_SubmitResponse` to respond with.
+        func submit(
+            request: Flotilla_V1_SubmitRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Flotilla_V1_SubmitResponse
+
+        /// Handle the "GetTask" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Flotilla_V1_GetTaskRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Flotilla_V1_Task` to respond with.
+        func getTask(
+            request: Flotilla_V1_GetTaskRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Flotilla_V1_Task
+
+        /// Handle the "ListTasks" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Flotilla_V1_ListTasksRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Flotilla_V1_ListTasksResponse` to respond with.
+        func listTasks(
+            request: Flotilla_V1_ListTasksRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Flotilla_V1_ListTasksResponse
+
+        /// Handle the "ListAgents" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Flotilla_V1_ListAgentsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Flotilla_V1_ListAgentsResponse` to respond with.
+        func listAgents(
+            request: Flotilla_V1_ListAgentsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Flotilla_V1_ListAgentsResponse
+
+        /// Handle the "Act" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Flotilla_V1_ActionRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Flotilla_V1_ActionResponse` to respond with.
+        func act(
+            request: Flotilla_V1_ActionRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Flotilla_V1_ActionResponse
+    }
+}
+
+// Default implementation of 'registerMethods(with:)'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Tasks.StreamingServiceProtocol {
+    public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
+        router.registerHandler(
+            forMethod: Flotilla_V1_Tasks.Method.Submit.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_SubmitRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_SubmitResponse>(),
+            handler: { request, context in
+                try await self.submit(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Flotilla_V1_Tasks.Method.GetTask.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_GetTaskRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_Task>(),
+            handler: { request, context in
+                try await self.getTask(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Flotilla_V1_Tasks.Method.ListTasks.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_ListTasksRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_ListTasksResponse>(),
+            handler: { request, context in
+                try await self.listTasks(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Flotilla_V1_Tasks.Method.ListAgents.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_ListAgentsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_ListAgentsResponse>(),
+            handler: { request, context in
+                try await self.listAgents(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Flotilla_V1_Tasks.Method.Act.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_ActionRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_ActionResponse>(),
+            handler: { request, context in
+                try await self.act(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+    }
+}
+
+// Default implementation of streaming methods from 'StreamingServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Tasks.ServiceProtocol {
+    public func submit(
+        request: GRPCCore.StreamingServerRequest<Flotilla_V1_SubmitRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_SubmitResponse> {
+        let response = try await self.submit(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getTask(
+        request: GRPCCore.StreamingServerRequest<Flotilla_V1_GetTaskRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_Task> {
+        let response = try await self.getTask(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listTasks(
+        request: GRPCCore.StreamingServerRequest<Flotilla_V1_ListTasksRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_ListTasksResponse> {
+        let response = try await self.listTasks(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listAgents(
+        request: GRPCCore.StreamingServerRequest<Flotilla_V1_ListAgentsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_ListAgentsResponse> {
+        let response = try await self.listAgents(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func act(
+        request: GRPCCore.StreamingServerRequest<Flotilla_V1_ActionRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_ActionResponse> {
+        let response = try await self.act(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+}
+
+// Default implementation of methods from 'ServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Tasks.SimpleServiceProtocol {
+    public func submit(
+        request: GRPCCore.ServerRequest<Flotilla_V1_SubmitRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_SubmitResponse> {
+        return GRPCCore.ServerResponse<Flotilla_V1_SubmitResponse>(
+            message: try await self.submit(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getTask(
+        request: GRPCCore.ServerRequest<Flotilla_V1_GetTaskRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_Task> {
+        return GRPCCore.ServerResponse<Flotilla_V1_Task>(
+            message: try await self.getTask(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listTasks(
+        request: GRPCCore.ServerRequest<Flotilla_V1_ListTasksRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_ListTasksResponse> {
+        return GRPCCore.ServerResponse<Flotilla_V1_ListTasksResponse>(
+            message: try await self.listTasks(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listAgents(
+        request: GRPCCore.ServerRequest<Flotilla_V1_ListAgentsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_ListAgentsResponse> {
+        return GRPCCore.ServerResponse<Flotilla_V1_ListAgentsResponse>(
+            message: try await self.listAgents(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func act(
+        request: GRPCCore.ServerRequest<Flotilla_V1_ActionRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_ActionResponse> {
+        return GRPCCore.ServerResponse<Flotilla_V1_ActionResponse>(
+            message: try await self.act(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+}
+
+// MARK: flotilla.v1.Tasks (client)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Tasks {
+    /// Generated client protocol for the "flotilla.v1.Tasks" service.
+    ///
+    /// You don't need to implement this protocol directly, use the generated
+    /// implementation, ``Client``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reads are linearizable. Like ControlPlane, a follower answers FAILED_PRECONDITION with the
+    /// > leader's address when only the leader can serve.
+    public protocol ClientProtocol: Sendable {
+        /// Call the "Submit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_SubmitRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_SubmitRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_SubmitResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func submit<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_SubmitRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_SubmitRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_SubmitResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_SubmitResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetTask" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_GetTaskRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_GetTaskRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_Task` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getTask<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_GetTaskRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_GetTaskRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_Task>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_Task>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListTasks" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_ListTasksRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_ListTasksRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_ListTasksResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listTasks<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_ListTasksRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_ListTasksRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_ListTasksResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ListTasksResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListAgents" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_ListAgentsRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_ListAgentsRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_ListAgentsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listAgents<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_ListAgentsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_ListAgentsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_ListAgentsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ListAgentsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Act" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_ActionRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_ActionRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_ActionResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func act<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_ActionRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_ActionRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_ActionResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ActionResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+    }
+
+    /// Generated client for the "flotilla.v1.Tasks" service.
+    ///
+    /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
+    /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
+    /// means of communication with the remote peer.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reads are linearizable. Like ControlPlane, a follower answers FAILED_PRECONDITION with the
+    /// > leader's address when only the leader can serve.
+    public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
+        private let client: GRPCCore.GRPCClient<Transport>
+
+        /// Creates a new client wrapping the provided `GRPCCore.GRPCClient`.
+        ///
+        /// - Parameters:
+        ///   - client: A `GRPCCore.GRPCClient` providing a communication channel to the service.
+        public init(wrapping client: GRPCCore.GRPCClient<Transport>) {
+            self.client = client
+        }
+
+        /// Call the "Submit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_SubmitRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_SubmitRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_SubmitResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func submit<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_SubmitRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_SubmitRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_SubmitResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_SubmitResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Flotilla_V1_Tasks.Method.Submit.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetTask" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_GetTaskRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_GetTaskRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_Task` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getTask<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_GetTaskRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_GetTaskRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_Task>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_Task>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Flotilla_V1_Tasks.Method.GetTask.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListTasks" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_ListTasksRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_ListTasksRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_ListTasksResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listTasks<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_ListTasksRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_ListTasksRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_ListTasksResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ListTasksResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Flotilla_V1_Tasks.Method.ListTasks.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListAgents" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_ListAgentsRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_ListAgentsRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_ListAgentsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listAgents<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_ListAgentsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_ListAgentsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_ListAgentsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ListAgentsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Flotilla_V1_Tasks.Method.ListAgents.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Act" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_ActionRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_ActionRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_ActionResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func act<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_ActionRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_ActionRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_ActionResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ActionResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Flotilla_V1_Tasks.Method.Act.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+    }
+}
+
+// Helpers providing default arguments to 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Tasks.ClientProtocol {
+    /// Call the "Submit" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Flotilla_V1_SubmitRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func submit<Result>(
+        request: GRPCCore.ClientRequest<Flotilla_V1_SubmitRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_SubmitResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.submit(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_SubmitRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_SubmitResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetTask" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Flotilla_V1_GetTaskRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getTask<Result>(
+        request: GRPCCore.ClientRequest<Flotilla_V1_GetTaskRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_Task>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getTask(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_GetTaskRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_Task>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListTasks" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Flotilla_V1_ListTasksRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listTasks<Result>(
+        request: GRPCCore.ClientRequest<Flotilla_V1_ListTasksRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ListTasksResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listTasks(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_ListTasksRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_ListTasksResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAgents" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Flotilla_V1_ListAgentsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAgents<Result>(
+        request: GRPCCore.ClientRequest<Flotilla_V1_ListAgentsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ListAgentsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listAgents(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_ListAgentsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_ListAgentsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Act" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Flotilla_V1_ActionRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func act<Result>(
+        request: GRPCCore.ClientRequest<Flotilla_V1_ActionRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ActionResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.act(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_ActionRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_ActionResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// Helpers providing sugared APIs for 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Tasks.ClientProtocol {
+    /// Call the "Submit" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func submit<Result>(
+        _ message: Flotilla_V1_SubmitRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_SubmitResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Flotilla_V1_SubmitRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.submit(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetTask" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getTask<Result>(
+        _ message: Flotilla_V1_GetTaskRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_Task>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Flotilla_V1_GetTaskRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getTask(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListTasks" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listTasks<Result>(
+        _ message: Flotilla_V1_ListTasksRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ListTasksResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Flotilla_V1_ListTasksRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listTasks(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAgents" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAgents<Result>(
+        _ message: Flotilla_V1_ListAgentsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ListAgentsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Flotilla_V1_ListAgentsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listAgents(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Act" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func act<Result>(
+        _ message: Flotilla_V1_ActionRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ActionResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Flotilla_V1_ActionRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.act(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// MARK: - flotilla.v1.Agents
+
+/// Namespace containing generated types for the "flotilla.v1.Agents" service.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+public enum Flotilla_V1_Agents: Sendable {
+    /// Service descriptor for the "flotilla.v1.Agents" service.
+    public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Agents")
+    /// Namespace for method metadata.
+    public enum Method: Sendable {
+        /// Namespace for "Register" metadata.
+        public enum Register: Sendable {
+            /// Request type for "Register".
+            public typealias Input = Flotilla_V1_RegisterRequest
+            /// Response type for "Register".
+            public typealias Output = Flotilla_V1_RegisterResponse
+            /// Descriptor for "Register".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Agents"),
+                method: "Register",
+                type: .unary
+            )
+        }
+        /// Namespace for "Heartbeat" metadata.
+        public enum Heartbeat: Sendable {
+            /// Request type for "Heartbeat".
+            public typealias Input = Flotilla_V1_AgentHeartbeatRequest
+            /// Response type for "Heartbeat".
+            public typealias Output = Flotilla_V1_AgentHeartbeatResponse
+            /// Descriptor for "Heartbeat".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Agents"),
+                method: "Heartbeat",
+                type: .unary
+            )
+        }
+        /// Namespace for "Assignments" metadata.
+        public enum Assignments: Sendable {
+            /// Request type for "Assignments".
+            public typealias Input = Flotilla_V1_AssignmentsRequest
+            /// Response type for "Assignments".
+            public typealias Output = Flotilla_V1_Assignment
+            /// Descriptor for "Assignments".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Agents"),
+                method: "Assignments",
+                type: .serverStreaming
+            )
+        }
+        /// Namespace for "Report" metadata.
+        public enum Report: Sendable {
+            /// Request type for "Report".
+            public typealias Input = Flotilla_V1_ReportRequest
+            /// Response type for "Report".
+            public typealias Output = Flotilla_V1_ReportResponse
+            /// Descriptor for "Report".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Agents"),
+                method: "Report",
+                type: .unary
+            )
+        }
+        /// Descriptors for all methods in the "flotilla.v1.Agents" service.
+        public static let descriptors: [GRPCCore.MethodDescriptor] = [
+            Register.descriptor,
+            Heartbeat.descriptor,
+            Assignments.descriptor,
+            Report.descriptor
+        ]
+    }
+}
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension GRPCCore.ServiceDescriptor {
+    /// Service descriptor for the "flotilla.v1.Agents" service.
+    public static let flotilla_v1_Agents = GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Agents")
+}
+
+// MARK: flotilla.v1.Agents (server)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Agents {
+    /// Streaming variant of the service protocol for the "flotilla.v1.Agents" service.
+    ///
+    /// This protocol is the lowest-level of the service protocols generated for this service
+    /// giving you the most flexibility over the implementation of your service. This comes at
+    /// the cost of more verbose and less strict APIs. Each RPC requires you to implement it in
+    /// terms of a request stream and response stream. Where the RPC expects only a single
+    /// request or response message, you are responsible for ensuring your implementation
+    /// maintains this invariant.
+    ///
+    /// Where possible, prefer using the stricter, less-verbose ``ServiceProtocol``
+    /// or ``SimpleServiceProtocol`` instead.
+    public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
+        /// Handle the "Register" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Flotilla_V1_RegisterRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Flotilla_V1_RegisterResponse` messages.
+        func register(
+            request: GRPCCore.StreamingServerRequest<Flotilla_V1_RegisterRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_RegisterResponse>
+
+        /// Handle the "Heartbeat" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Flotilla_V1_AgentHeartbeatRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Flotilla_V1_AgentHeartbeatResponse` messages.
+        func heartbeat(
+            request: GRPCCore.StreamingServerRequest<Flotilla_V1_AgentHeartbeatRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_AgentHeartbeatResponse>
+
+        /// Handle the "Assignments" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every active attempt of the agent first, then each new assignment as it commits. Ends when
+        /// > the node stops leading; the agent then finds the new leader.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Flotilla_V1_AssignmentsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Flotilla_V1_Assignment` messages.
+        func assignments(
+            request: GRPCCore.StreamingServerRequest<Flotilla_V1_AssignmentsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_Assignment>
+
+        /// Handle the "Report" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Flotilla_V1_ReportRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Flotilla_V1_ReportResponse` messages.
+        func report(
+            request: GRPCCore.StreamingServerRequest<Flotilla_V1_ReportRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_ReportResponse>
+    }
+
+    /// Service protocol for the "flotilla.v1.Agents" service.
+    ///
+    /// This protocol is higher level than ``StreamingServiceProtocol`` but lower level than
+    /// the ``SimpleServiceProtocol``, it provides access to request and response metadata and
+    /// trailing response metadata. If you don't need these then consider using
+    /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
+    /// use ``StreamingServiceProtocol``.
+    public protocol ServiceProtocol: Flotilla_V1_Agents.StreamingServiceProtocol {
+        /// Handle the "Register" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_RegisterRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Flotilla_V1_RegisterResponse` message.
+        func register(
+            request: GRPCCore.ServerRequest<Flotilla_V1_RegisterRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_RegisterResponse>
+
+        /// Handle the "Heartbeat" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_AgentHeartbeatRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Flotilla_V1_AgentHeartbeatResponse` message.
+        func heartbeat(
+            request: GRPCCore.ServerRequest<Flotilla_V1_AgentHeartbeatRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_AgentHeartbeatResponse>
+
+        /// Handle the "Assignments" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every active attempt of the agent first, then each new assignment as it commits. Ends when
+        /// > the node stops leading; the agent then finds the new leader.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_AssignmentsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Flotilla_V1_Assignment` messages.
+        func assignments(
+            request: GRPCCore.ServerRequest<Flotilla_V1_AssignmentsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_Assignment>
+
+        /// Handle the "Report" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_ReportRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Flotilla_V1_ReportResponse` message.
+        func report(
+            request: GRPCCore.ServerRequest<Flotilla_V1_ReportRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_ReportResponse>
+    }
+
+    /// Simple service protocol for the "flotilla.v1.Agents" service.
+    ///
+    /// This is the highest level protocol for the service. The API is the easiest to use but
+    /// doesn't provide access to request or response metadata. If you need access to these
+    /// then use ``ServiceProtocol`` instead.
+    public protocol SimpleServiceProtocol: Flotilla_V1_Agents.ServiceProtocol {
+        /// Handle the "Register" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Flotilla_V1_RegisterRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Flotilla_V1_RegisterResponse` to respond with.
+        func register(
+            request: Flotilla_V1_RegisterRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Flotilla_V1_RegisterResponse
+
+        /// Handle the "Heartbeat" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Flotilla_V1_AgentHeartbeatRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Flotilla_V1_AgentHeartbeatResponse` to respond with.
+        func heartbeat(
+            request: Flotilla_V1_AgentHeartbeatRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Flotilla_V1_AgentHeartbeatResponse
+
+        /// Handle the "Assignments" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every active attempt of the agent first, then each new assignment as it commits. Ends when
+        /// > the node stops leading; the agent then finds the new leader.
+        ///
+        /// - Parameters:
+        ///   - request: A `Flotilla_V1_AssignmentsRequest` message.
+        ///   - response: A response stream of `Flotilla_V1_Assignment` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func assignments(
+            request: Flotilla_V1_AssignmentsRequest,
+            response: GRPCCore.RPCWriter<Flotilla_V1_Assignment>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
+        /// Handle the "Report" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Flotilla_V1_ReportRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Flotilla_V1_ReportResponse` to respond with.
+        func report(
+            request: Flotilla_V1_ReportRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Flotilla_V1_ReportResponse
+    }
+}
+
+// Default implementation of 'registerMethods(with:)'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Agents.StreamingServiceProtocol {
+    public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
+        router.registerHandler(
+            forMethod: Flotilla_V1_Agents.Method.Register.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_RegisterRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_RegisterResponse>(),
+            handler: { request, context in
+                try await self.register(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Flotilla_V1_Agents.Method.Heartbeat.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_AgentHeartbeatRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_AgentHeartbeatResponse>(),
+            handler: { request, context in
+                try await self.heartbeat(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Flotilla_V1_Agents.Method.Assignments.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_AssignmentsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_Assignment>(),
+            handler: { request, context in
+                try await self.assignments(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Flotilla_V1_Agents.Method.Report.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_ReportRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_ReportResponse>(),
+            handler: { request, context in
+                try await self.report(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+    }
+}
+
+// Default implementation of streaming methods from 'StreamingServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Agents.ServiceProtocol {
+    public func register(
+        request: GRPCCore.StreamingServerRequest<Flotilla_V1_RegisterRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_RegisterResponse> {
+        let response = try await self.register(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func heartbeat(
+        request: GRPCCore.StreamingServerRequest<Flotilla_V1_AgentHeartbeatRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_AgentHeartbeatResponse> {
+        let response = try await self.heartbeat(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func assignments(
+        request: GRPCCore.StreamingServerRequest<Flotilla_V1_AssignmentsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_Assignment> {
+        let response = try await self.assignments(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    public func report(
+        request: GRPCCore.StreamingServerRequest<Flotilla_V1_ReportRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_ReportResponse> {
+        let response = try await self.report(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+}
+
+// Default implementation of methods from 'ServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Agents.SimpleServiceProtocol {
+    public func register(
+        request: GRPCCore.ServerRequest<Flotilla_V1_RegisterRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_RegisterResponse> {
+        return GRPCCore.ServerResponse<Flotilla_V1_RegisterResponse>(
+            message: try await self.register(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func heartbeat(
+        request: GRPCCore.ServerRequest<Flotilla_V1_AgentHeartbeatRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_AgentHeartbeatResponse> {
+        return GRPCCore.ServerResponse<Flotilla_V1_AgentHeartbeatResponse>(
+            message: try await self.heartbeat(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func assignments(
+        request: GRPCCore.ServerRequest<Flotilla_V1_AssignmentsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_Assignment> {
+        return GRPCCore.StreamingServerResponse<Flotilla_V1_Assignment>(
+            metadata: [:],
+            producer: { writer in
+                try await self.assignments(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func report(
+        request: GRPCCore.ServerRequest<Flotilla_V1_ReportRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_ReportResponse> {
+        return GRPCCore.ServerResponse<Flotilla_V1_ReportResponse>(
+            message: try await self.report(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+}
+
+// MARK: flotilla.v1.Agents (client)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Agents {
+    /// Generated client protocol for the "flotilla.v1.Agents" service.
+    ///
+    /// You don't need to implement this protocol directly, use the generated
+    /// implementation, ``Client``.
+    public protocol ClientProtocol: Sendable {
+        /// Call the "Register" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_RegisterRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_RegisterRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_RegisterResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func register<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_RegisterRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_RegisterRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_RegisterResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_RegisterResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Heartbeat" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_AgentHeartbeatRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_AgentHeartbeatRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_AgentHeartbeatResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func heartbeat<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_AgentHeartbeatRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_AgentHeartbeatRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_AgentHeartbeatResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_AgentHeartbeatResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Assignments" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every active attempt of the agent first, then each new assignment as it commits. Ends when
+        /// > the node stops leading; the agent then finds the new leader.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_AssignmentsRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_AssignmentsRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_Assignment` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func assignments<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_AssignmentsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_AssignmentsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_Assignment>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Flotilla_V1_Assignment>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Report" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_ReportRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_ReportRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_ReportResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func report<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_ReportRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_ReportRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_ReportResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ReportResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+    }
+
+    /// Generated client for the "flotilla.v1.Agents" service.
+    ///
+    /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
+    /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
+    /// means of communication with the remote peer.
+    public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
+        private let client: GRPCCore.GRPCClient<Transport>
+
+        /// Creates a new client wrapping the provided `GRPCCore.GRPCClient`.
+        ///
+        /// - Parameters:
+        ///   - client: A `GRPCCore.GRPCClient` providing a communication channel to the service.
+        public init(wrapping client: GRPCCore.GRPCClient<Transport>) {
+            self.client = client
+        }
+
+        /// Call the "Register" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_RegisterRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_RegisterRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_RegisterResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func register<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_RegisterRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_RegisterRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_RegisterResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_RegisterResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Flotilla_V1_Agents.Method.Register.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Heartbeat" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_AgentHeartbeatRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_AgentHeartbeatRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_AgentHeartbeatResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func heartbeat<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_AgentHeartbeatRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_AgentHeartbeatRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_AgentHeartbeatResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_AgentHeartbeatResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Flotilla_V1_Agents.Method.Heartbeat.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Assignments" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every active attempt of the agent first, then each new assignment as it commits. Ends when
+        /// > the node stops leading; the agent then finds the new leader.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_AssignmentsRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_AssignmentsRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_Assignment` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func assignments<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_AssignmentsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_AssignmentsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_Assignment>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Flotilla_V1_Assignment>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Flotilla_V1_Agents.Method.Assignments.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Report" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_ReportRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_ReportRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_ReportResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func report<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_ReportRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_ReportRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_ReportResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ReportResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Flotilla_V1_Agents.Method.Report.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+    }
+}
+
+// Helpers providing default arguments to 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Agents.ClientProtocol {
+    /// Call the "Register" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Flotilla_V1_RegisterRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func register<Result>(
+        request: GRPCCore.ClientRequest<Flotilla_V1_RegisterRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_RegisterResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.register(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_RegisterRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_RegisterResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Heartbeat" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Flotilla_V1_AgentHeartbeatRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func heartbeat<Result>(
+        request: GRPCCore.ClientRequest<Flotilla_V1_AgentHeartbeatRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_AgentHeartbeatResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.heartbeat(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_AgentHeartbeatRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_AgentHeartbeatResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Assignments" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every active attempt of the agent first, then each new assignment as it commits. Ends when
+    /// > the node stops leading; the agent then finds the new leader.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Flotilla_V1_AssignmentsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func assignments<Result>(
+        request: GRPCCore.ClientRequest<Flotilla_V1_AssignmentsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Flotilla_V1_Assignment>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.assignments(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_AssignmentsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_Assignment>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Report" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Flotilla_V1_ReportRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func report<Result>(
+        request: GRPCCore.ClientRequest<Flotilla_V1_ReportRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ReportResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.report(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_ReportRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_ReportResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// Helpers providing sugared APIs for 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Flotilla_V1_Agents.ClientProtocol {
+    /// Call the "Register" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func register<Result>(
+        _ message: Flotilla_V1_RegisterRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_RegisterResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Flotilla_V1_RegisterRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.register(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Heartbeat" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func heartbeat<Result>(
+        _ message: Flotilla_V1_AgentHeartbeatRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_AgentHeartbeatResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Flotilla_V1_AgentHeartbeatRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.heartbeat(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Assignments" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every active attempt of the agent first, then each new assignment as it commits. Ends when
+    /// > the node stops leading; the agent then finds the new leader.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func assignments<Result>(
+        _ message: Flotilla_V1_AssignmentsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Flotilla_V1_Assignment>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Flotilla_V1_AssignmentsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.assignments(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Report" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func report<Result>(
+        _ message: Flotilla_V1_ReportRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ReportResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Flotilla_V1_ReportRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.report(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}

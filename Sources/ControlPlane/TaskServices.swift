@@ -1,0 +1,239 @@
+import Foundation
+public import FlotillaProto
+public import GRPCCore
+import Manifest
+import Raft
+
+/// `flotilla.v1.Tasks`: submit tasks and read the manifest. Submissions and actions are
+/// proposals (exactly-once through the client's session); reads are linearizable (a ReadIndex
+/// round, then the local manifest), served by any node.
+public struct TasksService: Flotilla_V1_Tasks.SimpleServiceProtocol {
+    private let orchestrator: Orchestrator
+    private let config: ClusterConfig
+
+    public init(orchestrator: Orchestrator, config: ClusterConfig) {
+        self.orchestrator = orchestrator
+        self.config = config
+    }
+
+    private var node: NodeRuntime { orchestrator.node }
+    private var store: ManifestStore { orchestrator.store }
+
+    public func submit(request: Flotilla_V1_SubmitRequest, context: ServerContext) async throws -> Flotilla_V1_SubmitResponse {
+        let spec: TaskSpec
+        do {
+            spec = try TaskSpec(request.spec)
+        } catch {
+            throw RPCError(code: .invalidArgument, message: error.description)
+        }
+        guard request.count <= 100_000 else {
+            throw RPCError(code: .invalidArgument, message: "count: at most 100000 tasks per submission, not \(request.count)")
+        }
+        guard request.key.utf8.count <= 256 else { throw RPCError(code: .invalidArgument, message: "key: at most 256 bytes") }
+        let command = ManifestCommand.submit(key: request.key, spec: spec, count: max(1, request.count), at: wallClockMillis())
+        let (reply, index) = try await propose(command, client: request.clientID, sequence: request.sequence)
+        switch reply {
+        case .submitted(let first, let count, let existing):
+            return .with {
+                $0.firstID = first
+                $0.count = count
+                $0.existing = existing
+                $0.index = index
+            }
+        case .refused(let why): throw RPCError(code: .invalidArgument, message: why)
+        case .done: throw RPCError(code: .internalError, message: "unexpected reply to a submission")
+        }
+    }
+
+    public func getTask(request: Flotilla_V1_GetTaskRequest, context: ServerContext) async throws -> Flotilla_V1_Task {
+        try await barrier()
+        guard let task = store.read({ $0[request.id] }) else {
+            throw RPCError(code: .notFound, message: "no task \(request.id)")
+        }
+        return task.proto
+    }
+
+    public func listTasks(request: Flotilla_V1_ListTasksRequest, context: ServerContext) async throws -> Flotilla_V1_ListTasksResponse {
+        var state: TaskState?
+        if !request.state.isEmpty {
+            guard let s = TaskState(name: request.state) else {
+                throw RPCError(
+                    code: .invalidArgument,
+                    message: "state: '\(request.state)' is not one of \(TaskState.allCases.map(\.description).joined(separator: ", "))")
+            }
+            state = s
+        }
+        let applied = try await barrier()
+        let limit = request.limit == 0 ? 1000 : Int(min(request.limit, 100_000))
+        let (tasks, counts) = store.read { m in (m.list(state: state, after: request.afterID, limit: limit), m.counts) }
+        return .with {
+            $0.tasks = tasks.map(\.proto)
+            for (s, n) in counts where n > 0 { $0.counts[s.description] = UInt64(n) }
+            $0.appliedIndex = applied
+        }
+    }
+
+    /// Served by the leader: it alone knows the agents' last heartbeats.
+    public func listAgents(request: Flotilla_V1_ListAgentsRequest, context: ServerContext) async throws -> Flotilla_V1_ListAgentsResponse {
+        do {
+            try orchestrator.requireLeader()
+        } catch {
+            throw rpcError(error, config: config)
+        }
+        try await barrier()
+        let beats = orchestrator.heartbeats()
+        let agents = store.read { m in m.agents.keys.sorted().map { (m.agents[$0]!, m.activeByAgent[$0]?.count ?? 0) } }
+        return .with {
+            $0.agents = agents.map { a, active in
+                .with {
+                    $0.id = a.id
+                    $0.zone = a.zone
+                    $0.slots = UInt32(a.slots)
+                    $0.active = UInt32(active)
+                    $0.state = a.state.description
+                    $0.sinceMs = a.since
+                    $0.reason = a.reason
+                    $0.info = a.info
+                    $0.incarnation = a.incarnation
+                    $0.lastHeartbeatMs = beats[a.id].map { $0.incarnation == a.incarnation ? $0.at : 0 } ?? 0
+                }
+            }
+        }
+    }
+
+    public func act(request: Flotilla_V1_ActionRequest, context: ServerContext) async throws -> Flotilla_V1_ActionResponse {
+        let now = wallClockMillis()
+        let command: ManifestCommand
+        switch request.action {
+        case .cancel(let id)?: command = .cancel(task: id, reason: "cancelled by a client", at: now)
+        case .retry(let id)?: command = .retry(task: id, at: now)
+        case .pauseJob(let job)?: command = .pauseJob(job: job, at: now)
+        case .resumeJob(let job)?: command = .resumeJob(job: job, at: now)
+        case nil: throw RPCError(code: .invalidArgument, message: "action: set cancel, retry, pause_job or resume_job")
+        }
+        let (reply, _) = try await propose(command, client: request.clientID, sequence: request.sequence)
+        return .with {
+            $0.changed = reply == .done
+            if case .refused(let why) = reply { $0.message = why }
+        }
+    }
+
+    private func propose(_ command: ManifestCommand, client: String, sequence: UInt64) async throws -> (ManifestReply, Index) {
+        let result: ProposeResult
+        do {
+            result = try await node.propose(command.encoded, client: client, sequence: sequence)
+        } catch {
+            throw rpcError(error, config: config)
+        }
+        do {
+            return (try ManifestReply(decoding: result.result), result.index)
+        } catch {
+            throw RPCError(code: .internalError, message: "undecodable manifest reply: \(error.reason)")
+        }
+    }
+
+    /// Waits until this node has applied everything committed when the call arrived.
+    @discardableResult
+    private func barrier() async throws -> Index {
+        do {
+            return try await node.read([]).appliedIndex
+        } catch {
+            throw rpcError(error, config: config)
+        }
+    }
+}
+
+/// `flotilla.v1.Agents`: what agents call on the leader. A follower answers
+/// `FAILED_PRECONDITION` with the leader's address.
+public struct AgentsService: Flotilla_V1_Agents.SimpleServiceProtocol {
+    private let orchestrator: Orchestrator
+    private let config: ClusterConfig
+
+    public init(orchestrator: Orchestrator, config: ClusterConfig) {
+        self.orchestrator = orchestrator
+        self.config = config
+    }
+
+    public func register(request: Flotilla_V1_RegisterRequest, context: ServerContext) async throws -> Flotilla_V1_RegisterResponse {
+        guard !request.agentID.isEmpty, request.agentID.utf8.count <= 256 else {
+            throw RPCError(code: .invalidArgument, message: "agent_id: must have 1 to 256 bytes")
+        }
+        guard (1...1024).contains(request.slots) else {
+            throw RPCError(code: .invalidArgument, message: "slots: must be between 1 and 1024, not \(request.slots)")
+        }
+        do {
+            try await orchestrator.register(
+                agent: request.agentID, zone: request.zone, slots: UInt16(request.slots), incarnation: request.incarnation,
+                info: request.info)
+        } catch {
+            throw rpcError(error, config: config)
+        }
+        return .with {
+            $0.heartbeatIntervalMs = orchestrator.config.heartbeatInterval
+            $0.deadAfterMs = orchestrator.config.deadAfter
+        }
+    }
+
+    public func heartbeat(request: Flotilla_V1_AgentHeartbeatRequest, context: ServerContext) async throws -> Flotilla_V1_AgentHeartbeatResponse {
+        let r: (reregister: Bool, abandon: [(TaskID, UInt32)])
+        do {
+            r = try orchestrator.heartbeat(
+                agent: request.agentID, incarnation: request.incarnation, running: request.running.map { ($0.taskID, $0.attempt) })
+        } catch {
+            throw rpcError(error, config: config)
+        }
+        return .with {
+            $0.reregister = r.reregister
+            $0.abandon = r.abandon.map { task, attempt in
+                .with {
+                    $0.taskID = task
+                    $0.attempt = attempt
+                }
+            }
+        }
+    }
+
+    public func assignments(
+        request: Flotilla_V1_AssignmentsRequest, response: RPCWriter<Flotilla_V1_Assignment>, context: ServerContext
+    ) async throws {
+        let (stream, token): (AsyncStream<Flotilla_V1_Assignment>, UInt64)
+        do {
+            (stream, token) = try orchestrator.openAssignments(agent: request.agentID, incarnation: request.incarnation)
+        } catch {
+            throw rpcError(error, config: config)
+        }
+        defer { orchestrator.closeAssignments(agent: request.agentID, token: token) }
+        for await assignment in stream { try await response.write(assignment) }
+        // The stream ends when this node stops leading (or the agent opened a newer one).
+        do {
+            try orchestrator.requireLeader()
+        } catch {
+            throw rpcError(error, config: config)
+        }
+    }
+
+    public func report(request: Flotilla_V1_ReportRequest, context: ServerContext) async throws -> Flotilla_V1_ReportResponse {
+        let now = wallClockMillis()
+        let command: ManifestCommand
+        switch request.outcome {
+        case .started?: command = .started(task: request.taskID, attempt: request.attempt, agent: request.agentID, at: now)
+        case .completed(let result)?:
+            command = .complete(task: request.taskID, attempt: request.attempt, agent: request.agentID, result: TaskResult(result), at: now)
+        case .failed(let why)?:
+            command = .fail(task: request.taskID, attempt: request.attempt, agent: request.agentID, reason: String(why.prefix(2000)), at: now)
+        case nil: throw RPCError(code: .invalidArgument, message: "outcome: set started, completed or failed")
+        }
+        let result: ProposeResult
+        do {
+            try orchestrator.requireLeader()
+            result = try await orchestrator.node.propose(command.encoded)
+        } catch {
+            throw rpcError(error, config: config)
+        }
+        let reply = try? ManifestReply(decoding: result.result)
+        return .with {
+            $0.recorded = reply == .done
+            if case .refused(let why)? = reply { $0.message = why }
+        }
+    }
+}

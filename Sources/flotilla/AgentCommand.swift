@@ -1,0 +1,97 @@
+import Agent
+import ArgumentParser
+import ControlPlane
+import Foundation
+import Kernels
+
+/// `flotilla agent`: a node agent that runs tasks for the cluster.
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run a node agent: register with the leader, receive tasks, run them, report results.",
+        discussion: """
+            The agent finds the leader among the control-plane addresses by itself, and again after \
+            a failover; tasks keep running through a leader change and their results are reported \
+            to the new leader. Matmul tasks run on OpenBLAS. If OpenBLAS would fall back to a \
+            generic kernel on this CPU (Debian's 0.3.21 does on recent Xeons), the agent restarts \
+            itself once with OPENBLAS_CORETYPE set from the CPU's flags; set the variable yourself \
+            to choose another kernel. SIGTERM or SIGINT stops the agent.
+            """)
+
+    @Option(help: "This agent's id (unique in the cluster).")
+    var id: String
+
+    @Option(help: "The zone the agent runs in, e.g. aws-us-east-1 (tasks may ask for a zone).")
+    var zone = "local"
+
+    @Option(help: "How many tasks it runs at once.")
+    var slots = 1
+
+    @Option(help: "Comma-separated control-plane addresses (host:port). Or use --dir / --config.")
+    var controlPlane: String?
+
+    @OptionGroup var location: ClusterLocation
+
+    @Option(help: ArgumentHelp("For tests and benchmarks: milliseconds added to every task.", visibility: .hidden))
+    var injectDelayMs = 0
+
+    func validate() throws {
+        guard (1...1024).contains(slots) else { throw ValidationError("--slots must be between 1 and 1024") }
+        guard !id.isEmpty, id.utf8.count <= 256 else { throw ValidationError("--id must have 1 to 256 bytes") }
+        guard injectDelayMs >= 0 else { throw ValidationError("--inject-delay-ms must not be negative") }
+    }
+
+    func run() async throws {
+        reexecWithBetterKernelIfNeeded()
+        let addresses = try controlPlane.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            ?? location.addresses()
+        guard !addresses.isEmpty else { throw CLIError("no control-plane address given") }
+        var options = AgentOptions(id: id, zone: zone, slots: slots, controlPlane: addresses)
+        options.info = kernelInfo()
+        options.injectedDelay = .milliseconds(injectDelayMs)
+        if let advice = OpenBLAS.coreTypeAdvice { say("warning: \(advice)") }
+        let agent = AgentRuntime(options: options, execute: matmulExecutor())
+        say("flotilla agent \(id): zone \(zone), \(slots) slot\(slots == 1 ? "" : "s"), \(options.info), control plane \(addresses.joined(separator: ","))")
+        let task = Task { try await agent.run() }
+        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { task.cancel() }
+        defer { signals.cancel() }
+        _ = await task.result
+        say("flotilla agent \(id): stopped after \(agent.completedCount) task\(agent.completedCount == 1 ? "" : "s")")
+    }
+}
+
+/// OpenBLAS picks its kernel when it loads, from the CPU or `OPENBLAS_CORETYPE`. If it fell back
+/// to a generic kernel on a CPU that has a better one and the variable is unset, start this same
+/// command again with the variable set (once: the variable is then set).
+func reexecWithBetterKernelIfNeeded() {
+    guard OpenBLAS.coreTypeOverride == nil,
+        CPUInfo.openBLASFallbackLikely(coreName: OpenBLAS.coreName, flags: CPUInfo.flags),
+        let coreType = CPUInfo.recommendedCoreType(flags: CPUInfo.flags)
+    else { return }
+    say("OpenBLAS chose its generic \(OpenBLAS.coreName) kernel; restarting with OPENBLAS_CORETYPE=\(coreType)")
+    setenv("OPENBLAS_CORETYPE", coreType, 1)
+    let args = CommandLine.arguments
+    var cargs = args.map { strdup($0) } + [nil]
+    execv("/proc/self/exe", &cargs)
+    // Only reached if exec failed: carry on with the slow kernel.
+    say("warning: could not restart (\(String(cString: strerror(errno)))); continuing with \(OpenBLAS.coreName)")
+}
+
+/// The environment for a child agent: `OPENBLAS_CORETYPE` chosen from the CPU's flags when
+/// OpenBLAS would otherwise fall back to a generic kernel (unless the caller set it).
+func agentEnvironment() -> [String: String] {
+    var env = ProcessInfo.processInfo.environment
+    if env["OPENBLAS_CORETYPE"] == nil,
+        CPUInfo.openBLASFallbackLikely(coreName: OpenBLAS.coreName, flags: CPUInfo.flags),
+        let coreType = CPUInfo.recommendedCoreType(flags: CPUInfo.flags)
+    {
+        env["OPENBLAS_CORETYPE"] = coreType
+    }
+    return env
+}
+
+/// Writes a line to standard output at once (not buffered): long-running processes log to files,
+/// and a line must be there even if the process is then killed.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

@@ -1,0 +1,186 @@
+import ControlPlane
+import FlotillaProto
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Testing
+
+/// Real `flotilla node` and `flotilla agent` processes on 127.0.0.1: tasks run end to end and
+/// survive the death of the leader and of an agent; no task is lost or completed twice.
+/// Small matrices keep them quick; each test bounds its waits and takes its cluster down.
+@Suite(.serialized, .timeLimit(.minutes(4)))
+struct AgentProcessTests {
+    typealias P = ProcessClusterTests
+
+    /// A cluster with agents; short heartbeats so that a dead agent is noticed in seconds.
+    static func withAgents(
+        nodes: Int = 3, agents: Int, agentDelayMs: Int = 0, _ body: (String, [String]) async throws -> Void
+    ) async throws {
+        let dir = NSTemporaryDirectory() + "flotilla-at-\(UUID().uuidString.prefix(8))"
+        defer { _ = try? P.flotilla(["cluster", "down", "--dir", dir, "--purge"]) }
+        var args = ["cluster", "up", "--nodes", String(nodes), "--agents", String(agents), "--dir", dir, "--heartbeat", "0.2", "--dead-after", "1.5"]
+        if agentDelayMs > 0 { args += ["--agent-delay-ms", String(agentDelayMs)] }
+        let up = try P.flotilla(args)
+        try #require(up.status == 0, "cluster up failed: \(up.output)")
+        let config = try ClusterConfig.parse(yaml: String(contentsOfFile: dir + "/cluster.yaml", encoding: .utf8))
+        try await body(dir, config.nodes.map(\.address))
+    }
+
+    static func submit(_ client: ClusterClient, size: UInt32, count: UInt32, key: String = "", precision: String = "float32") async throws -> Flotilla_V1_SubmitResponse {
+        try await client.withSession { id, sequence in
+            let request = Flotilla_V1_SubmitRequest.with {
+                $0.clientID = id
+                $0.sequence = sequence
+                $0.key = key
+                $0.count = count
+                $0.spec = .with {
+                    $0.kind = "matmul"
+                    $0.size = size
+                    $0.precision = precision
+                    $0.seed = 42
+                    $0.threads = 1
+                }
+            }
+            return try await client.call { try await Flotilla_V1_Tasks.Client(wrapping: $0).submit(request) }
+        }
+    }
+
+    static func list(_ client: ClusterClient) async throws -> [Flotilla_V1_Task] {
+        let request = Flotilla_V1_ListTasksRequest.with { $0.limit = 10_000 }
+        return try await client.call { try await Flotilla_V1_Tasks.Client(wrapping: $0).listTasks(request) }.tasks
+    }
+
+    static func task(_ client: ClusterClient, _ id: UInt64) async throws -> Flotilla_V1_Task {
+        let request = Flotilla_V1_GetTaskRequest.with { $0.id = id }
+        return try await client.call { try await Flotilla_V1_Tasks.Client(wrapping: $0).getTask(request) }
+    }
+
+    static let terminal: Set<String> = ["succeeded", "failed", "cancelled"]
+
+    /// Polls until every task is terminal (or `seconds` pass); returns the tasks.
+    static func waitForAll(_ client: ClusterClient, expected: Int, seconds: Double = 120) async throws -> [Flotilla_V1_Task] {
+        let deadline = Date().addingTimeInterval(seconds)
+        var tasks: [Flotilla_V1_Task] = []
+        while Date() < deadline {
+            tasks = (try? await list(client)) ?? tasks
+            if tasks.count == expected && tasks.allSatisfy({ terminal.contains($0.state) }) { return tasks }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        Issue.record("tasks not finished in \(seconds) s: \(tasks.map { "\($0.id):\($0.state)" })")
+        return tasks
+    }
+
+    /// The exactly-once property: one succeeded attempt per succeeded task, none for the others,
+    /// and at most one active attempt.
+    static func expectRecordedOnce(_ tasks: [Flotilla_V1_Task]) {
+        for t in tasks {
+            let succeeded = t.attempts.filter { $0.outcome == "succeeded" }.count
+            #expect(succeeded == (t.state == "succeeded" ? 1 : 0), "task \(t.id): \(succeeded) succeeded attempts, state \(t.state)")
+            #expect(t.attempts.filter { $0.outcome == "active" }.count <= (terminal.contains(t.state) ? 0 : 1))
+        }
+    }
+
+    @Test func tasksCompleteWithVerifiedResultsAndDuplicatesReturnTheSameTasks() async throws {
+        try await Self.withAgents(agents: 2) { dir, addresses in
+            // Through the CLI, as a user would: --wait --verify recomputes every fingerprint.
+            let run = try P.flotilla(["submit", "matmul", "--size", "200", "--count", "6", "--key", "batch-1", "--wait", "--verify", "--dir", dir], timeout: 120)
+            #expect(run.status == 0, "\(run.output)")
+            #expect(run.output.contains("6 match, 0 differ"), "\(run.output)")
+            try await ClusterClient.withCluster(addresses) { client in
+                // The same key again, from another client: the same tasks, nothing new.
+                let again = try await Self.submit(client, size: 999, count: 6, key: "batch-1")
+                #expect(again.existing && again.firstID == 1 && again.count == 6)
+                let tasks = try await Self.list(client)
+                #expect(tasks.count == 6)
+                #expect(tasks.allSatisfy { $0.state == "succeeded" && $0.result.verified && $0.result.gflops > 0 })
+                #expect(Set(tasks.map(\.spec.seed)).count == 6)
+                Self.expectRecordedOnce(tasks)
+                // Both agents registered and worked.
+                let agents = try await client.call { try await Flotilla_V1_Tasks.Client(wrapping: $0).listAgents(Flotilla_V1_ListAgentsRequest()) }
+                #expect(agents.agents.map(\.id) == ["a1", "a2"])
+                #expect(agents.agents.allSatisfy { $0.state == "live" && $0.info.contains("openblas") })
+            }
+        }
+    }
+
+    @Test func tasksSurviveSIGKILLOfTheLeader() async throws {
+        try await Self.withAgents(agents: 3, agentDelayMs: 150) { dir, addresses in
+            try await ClusterClient.withCluster(addresses) { client in
+                let first = try await Self.submit(client, size: 128, count: 30)
+                #expect(first.count == 30)
+                // Kill the leader once some tasks are done and others run.
+                let deadline = Date().addingTimeInterval(60)
+                while Date() < deadline, try await Self.list(client).filter({ $0.state == "succeeded" }).count < 5 {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                let leader = try await P.leader(addresses)
+                kill(try #require(P.pid(dir, Int(leader))), SIGKILL)
+                // More work submitted across the failover, retried by the client until a new leader takes it.
+                let second = try await Self.submit(client, size: 128, count: 10, key: "after-kill")
+                #expect(second.firstID == 31)
+                let tasks = try await Self.waitForAll(client, expected: 40)
+                #expect(tasks.filter { $0.state == "succeeded" }.count == 40)
+                Self.expectRecordedOnce(tasks)
+                #expect(try await P.leader(addresses) != leader)
+            }
+        }
+    }
+
+    @Test func aTaskOfAKilledAgentIsRerunElsewhere() async throws {
+        try await Self.withAgents(agents: 2, agentDelayMs: 4_000) { dir, addresses in
+            try await ClusterClient.withCluster(addresses) { client in
+                let submitted = try await Self.submit(client, size: 64, count: 1)
+                // Wait until an agent started it, then SIGKILL that agent mid-task.
+                var victim = ""
+                let deadline = Date().addingTimeInterval(30)
+                while Date() < deadline {
+                    let t = try await Self.task(client, submitted.firstID)
+                    if t.state == "running", let a = t.attempts.last { victim = a.agent; break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                try #require(!victim.isEmpty, "the task never started")
+                let pidText = try String(contentsOfFile: "\(dir)/agents/\(victim)/agent.pid", encoding: .utf8)
+                kill(try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines))), SIGKILL)
+                let tasks = try await Self.waitForAll(client, expected: 1, seconds: 60)
+                let t = try #require(tasks.first)
+                #expect(t.state == "succeeded")
+                #expect(t.attempts.count >= 2)
+                #expect(t.attempts.first?.agent == victim && t.attempts.first?.outcome == "abandoned")
+                #expect(t.attempts.last?.agent != victim && t.attempts.last?.outcome == "succeeded")
+                Self.expectRecordedOnce(tasks)
+                // The dead agent is reported as such.
+                let agents = try await client.call { try await Flotilla_V1_Tasks.Client(wrapping: $0).listAgents(Flotilla_V1_ListAgentsRequest()) }
+                #expect(agents.agents.first { $0.id == victim }?.state == "dead")
+                // Restarted, it registers again as a new incarnation and is live.
+                #expect(try P.flotilla(["cluster", "restart-agent", victim, "--dir", dir]).status == 0)
+                var live = false
+                for _ in 0..<100 where !live {
+                    let a = try await client.call { try await Flotilla_V1_Tasks.Client(wrapping: $0).listAgents(Flotilla_V1_ListAgentsRequest()) }
+                    live = a.agents.first { $0.id == victim }?.state == "live"
+                    if !live { try await Task.sleep(for: .milliseconds(100)) }
+                }
+                #expect(live)
+            }
+        }
+    }
+
+    @Test func aTaskThatAlwaysFailsEndsFailedAfterThreeAttempts() async throws {
+        try await Self.withAgents(agents: 2) { dir, addresses in
+            try await ClusterClient.withCluster(addresses) { client in
+                // 3 × 60000² float64 is 86 GB: every agent refuses it before allocating anything.
+                let submitted = try await Self.submit(client, size: 60_000, count: 1, precision: "float64")
+                let tasks = try await Self.waitForAll(client, expected: 1, seconds: 60)
+                let t = try #require(tasks.first)
+                #expect(t.id == submitted.firstID)
+                #expect(t.state == "failed")
+                #expect(t.attempts.count == 3)
+                #expect(t.attempts.allSatisfy { $0.outcome == "failed" && $0.reason.contains("memory") })
+                #expect(t.reason.contains("3 attempts"))
+                Self.expectRecordedOnce(tasks)
+            }
+            // The CLI shows it, and exits non-zero for a failed task when waiting.
+            let shown = try P.flotilla(["task", "1", "--dir", dir])
+            #expect(shown.status == 0 && shown.output.contains("failed"))
+        }
+    }
+}
