@@ -10,7 +10,7 @@ struct MeasureCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "measure",
         abstract: "Measure commit latency, throughput and leader failover on a local cluster.",
-        subcommands: [Commit.self, Failover.self])
+        subcommands: [Commit.self, Failover.self, TaskFailover.self])
 
     struct Commit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
