@@ -3,11 +3,16 @@ SWIFT ?= swift
 SEEDS ?= 1000
 NODES ?= 5
 
-.PHONY: demo test build release simulate simulate-all bench-core clean
+.PHONY: demo test build release simulate simulate-all bench bench-core clean
 
-## demo: install what is missing, build in release mode, run the simulator (the main job for now)
+## demo: install what is missing, build in release mode, run bench's quick pass on a local cluster
+## (every phase, a few minutes on 2 cores): results/, plots/, results/report.md
 demo: release
-	.build/release/flotilla simulate --seeds $(SEEDS) --nodes $(NODES)
+	.build/release/bench all --quick
+
+## bench: the full bench run (tens of minutes on 2 cores)
+bench: release
+	.build/release/bench all
 
 ## test: the whole test suite (what CI runs)
 test:
@@ -21,6 +26,7 @@ build:
 release:
 	scripts/install-deps.sh
 	$(SWIFT) build -c release --product flotilla
+	$(SWIFT) build -c release --product bench
 
 ## simulate: SEEDS seeds on NODES nodes, release build
 simulate: release

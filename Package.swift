@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "flotilla", targets: ["flotilla"]),
+        .executable(name: "bench", targets: ["bench"]),
         .library(name: "Raft", targets: ["Raft"]),
     ],
     dependencies: [
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // The consensus core: a pure, deterministic state machine. No dependencies, no I/O.
@@ -38,6 +40,12 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         // Compute kernels run by agents: seeded matrices, cblas_sgemm/dgemm, Freivalds verification.
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: strictSettings),
+        // bench's run store: runs, parameters, host facts and every raw sample in SQLite (GRDB),
+        // with schema migrations and RFC 4180 CSV export.
+        .target(
+            name: "BenchStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictSettings),
+        // bench's charts: gnuplot scripts and their data, rendered to PNG and SVG.
+        .target(name: "BenchCharts", swiftSettings: strictSettings),
         // Benchmark statistics (summaries, bootstrap CIs, comparisons, scaling fits). No dependencies.
         .target(name: "BenchStatistics", swiftSettings: strictSettings),
         // Code generated from Protos/flotilla.proto by scripts/generate-protos.sh (committed).
@@ -77,11 +85,13 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strictSettings),
+        // Local clusters of node and agent processes in one folder (`flotilla cluster`, bench).
+        .target(name: "LocalCluster", dependencies: ["ControlPlane", "Manifest", "Kernels", "Raft"], swiftSettings: strictSettings),
         .executableTarget(
             name: "flotilla",
             dependencies: [
                 "Simulation", "Raft", "RaftStorage", "RaftTransport", "ControlPlane", "FlotillaProto",
-                "Manifest", "Kernels", "Agent",
+                "Manifest", "Kernels", "Agent", "LocalCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -89,6 +99,16 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // `bench`: starts a local cluster, drives it through the phases, stores, draws and compares.
+        .executableTarget(
+            name: "bench",
+            dependencies: [
+                "BenchStore", "BenchCharts", "BenchStatistics", "ControlPlane", "LocalCluster", "Kernels", "Manifest", "FlotillaProto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            swiftSettings: strictSettings),
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strictSettings),
         .testTarget(
             name: "SimulationTests", dependencies: ["Simulation", "Raft", "Manifest"], swiftSettings: strictSettings),
@@ -109,13 +129,15 @@ let package = Package(
         .testTarget(
             name: "ClusterTests",
             dependencies: [
-                "ControlPlane", "FlotillaProto",
+                "ControlPlane", "FlotillaProto", "BenchStore",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strictSettings),
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Raft"], swiftSettings: strictSettings),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: strictSettings),
+        .testTarget(name: "BenchStoreTests", dependencies: ["BenchStore"], swiftSettings: strictSettings),
+        .testTarget(name: "BenchChartsTests", dependencies: ["BenchCharts"], swiftSettings: strictSettings),
         .testTarget(name: "BenchStatisticsTests", dependencies: ["BenchStatistics"], swiftSettings: strictSettings),
     ],
     swiftLanguageModes: [.v6]

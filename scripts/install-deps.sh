@@ -13,8 +13,9 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 # System packages the build and the tools use: OpenBLAS (agents' matmul kernel, headers for the
-# COpenBLAS module). The consensus core and simulator need none.
-packages=(make git libopenblas-dev)
+# COpenBLAS module), SQLite (bench's run store) and gnuplot (bench's charts). The consensus core
+# and simulator need none.
+packages=(make git libopenblas-dev libsqlite3-dev gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -120,6 +120,7 @@ public final class ClusterClient: Sendable {
         var backoff: Duration = .milliseconds(10)
         var lastError = "no node answered"
         var tried = 0
+        var hops = 0
         while ContinuousClock.now < deadline {
             do {
                 let result = try await call(clients[next]!)
@@ -130,6 +131,13 @@ public final class ClusterClient: Sendable {
                 if error.code == .failedPrecondition, let hint = error.metadata[stringValues: "leader-address"].first(where: { _ in true }),
                     clients[hint] != nil
                 {
+                    // Follow the hint at once, but not in a tight loop: two nodes can point at
+                    // each other for a moment around an election.
+                    hops += 1
+                    if hops > 2 {
+                        try await Task.sleep(for: backoff)
+                        backoff = min(backoff * 2, maxBackoff)
+                    }
                     next = hint
                     continue
                 }

@@ -76,6 +76,7 @@ final class Driver {
         case .changeMembership(let change, let reply):
             do {
                 let ticket = try raft.proposeConfigurationChange(change)
+                supersede(at: ticket.index)
                 proposals[ticket.index] = PendingProposal(term: ticket.term, deadline: ticks + timeoutTicks, membership: reply)
             } catch {
                 reply.fail(map(error))
@@ -108,10 +109,19 @@ final class Driver {
         }
         do {
             let ticket = try raft.propose(envelope.encoded)
+            supersede(at: ticket.index)
             proposals[ticket.index] = PendingProposal(term: ticket.term, deadline: ticks + timeoutTicks, reply: reply)
         } catch {
             reply.fail(map(error))
         }
+    }
+
+    /// A proposal of an earlier term whose index a new leader term reuses was truncated away:
+    /// answer it now (found by the manifest simulator: its waiter was otherwise never resumed).
+    private func supersede(at index: Index) {
+        guard let old = proposals.removeValue(forKey: index) else { return }
+        old.reply?.fail(.proposalLost)
+        old.membership?.fail(.proposalLost)
     }
 
     private func read(_ query: [UInt8], _ reply: Reply<ReadResult>) {

@@ -30,7 +30,14 @@ public final class Orchestrator: Sendable {
         var continuation: AsyncStream<Flotilla_V1_Assignment>.Continuation
     }
 
+    private struct Waiter {
+        var remaining: Set<TaskID>
+        var continuation: CheckedContinuation<Bool, Never>
+    }
+
     private struct State {
+        var waiters: [UInt64: Waiter] = [:]
+        var nextWaiter: UInt64 = 1
         var leadership = Leadership()
         var heartbeats: [AgentID: LeaderView.Heartbeat] = [:]
         var streams: [AgentID: AgentStream] = [:]
@@ -62,6 +69,15 @@ public final class Orchestrator: Sendable {
                     kick.yield()
                 }
             }
+            // The role is followed on its own, every 20 ms, so that a pass waiting for its
+            // proposals (up to the request timeout, when this node was just deposed) does not
+            // leave a stale "leader" flag that agents' calls would trust.
+            group.addTask {
+                while !Task.isCancelled {
+                    await self.refreshLeadership()
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
             for await _ in kicks {
                 if Task.isCancelled { break }
                 await pass()
@@ -71,10 +87,11 @@ public final class Orchestrator: Sendable {
         closeStreams()
     }
 
-    private func pass() async {
+    /// Reads the node's role; starts a new reign (grace period, fresh heartbeats) or ends one.
+    private func refreshLeadership() async {
         guard let status = try? await node.status() else { return }
         let now = wallClockMillis()
-        let (isLeader, since, beats) = state.withLock { s -> (Bool, Millis, [AgentID: LeaderView.Heartbeat]) in
+        let leading = state.withLock { s -> Bool in
             let leading = status.role == .leader
             if leading && (!s.leadership.isLeader || s.leadership.term != status.term) {
                 // A new reign: every agent must reach this node before it gets work, and gets
@@ -85,12 +102,16 @@ public final class Orchestrator: Sendable {
             s.leadership.isLeader = leading
             s.leadership.term = status.term
             s.leadership.leader = status.leader
-            return (leading, s.leadership.since, s.heartbeats)
+            return leading
         }
-        guard isLeader else {
-            closeStreams()
-            return
-        }
+        if !leading { closeStreams() }
+    }
+
+    private func pass() async {
+        await refreshLeadership()
+        let now = wallClockMillis()
+        let (isLeader, since, beats) = state.withLock { s in (s.leadership.isLeader, s.leadership.since, s.heartbeats) }
+        guard isLeader else { return }
         let view = LeaderView(now: now, leaderSince: since, heartbeats: beats)
         let duties = store.read { Scheduler.duties(manifest: $0, view: view, config: config) }
         guard !duties.isEmpty else { return }
@@ -118,27 +139,83 @@ public final class Orchestrator: Sendable {
         case .submit, .complete, .fail, .cancel, .retry, .agentJoined, .agentDead, .agentLeft, .resumeJob: kick.yield()
         default: break
         }
+        switch command {
+        case .complete(let task, _, _, _, _), .fail(let task, _, _, _, _), .cancel(let task, _, _): wake(checking: [task])
+        case .agentJoined, .agentDead, .agentLeft: wake(checking: nil)
+        default: break
+        }
+    }
+
+    // MARK: Waiting for tasks
+
+    /// Returns true once every task in `ids` is terminal on this node, false after `timeout`.
+    public func awaitTerminal(_ ids: Set<TaskID>, timeout: Duration) async -> Bool {
+        let id = state.withLock { s -> UInt64 in
+            defer { s.nextWaiter += 1 }
+            return s.nextWaiter
+        }
+        return await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                self.state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume(returning: false)
+            }
+            let done = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                state.withLock { $0.waiters[id] = Waiter(remaining: ids, continuation: continuation) }
+                // Registered first, then checked: a transition applied in between is not missed.
+                wake(checking: nil, only: id)
+            }
+            group.cancelAll()
+            return done
+        }
+    }
+
+    /// Resumes the waiters whose tasks are all terminal (checking only `tasks`, or all of theirs).
+    private func wake(checking tasks: Set<TaskID>?, only: UInt64? = nil) {
+        let candidates = state.withLock { s in
+            s.waiters.filter { (only == nil || $0.key == only) && (tasks == nil || !$0.value.remaining.isDisjoint(with: tasks!)) }
+                .map { ($0.key, $0.value.remaining) }
+        }
+        guard !candidates.isEmpty else { return }
+        let updated = store.read { m in
+            candidates.map { id, remaining in (id, remaining.filter { m[$0].map { !$0.state.isTerminal } ?? false }) }
+        }
+        let finished = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
+            var out: [CheckedContinuation<Bool, Never>] = []
+            for (id, remaining) in updated {
+                if remaining.isEmpty {
+                    if let w = s.waiters.removeValue(forKey: id) { out.append(w.continuation) }
+                } else {
+                    s.waiters[id]?.remaining = remaining
+                }
+            }
+            return out
+        }
+        for c in finished { c.resume(returning: true) }
     }
 
     // MARK: Agents' calls (served by the leader only)
 
-    /// Fails with ``NodeError/notLeader(leader:)`` unless this node leads.
-    func requireLeader() throws(NodeError) {
-        let l = leadership
-        if !l.isLeader { throw .notLeader(leader: l.leader) }
+    /// Fails with ``NodeError/notLeader(leader:)`` unless this node leads now: asks the node
+    /// itself (one round trip through its inbox), not the flag the 20 ms refresh keeps.
+    func requireLeader() async throws(NodeError) {
+        let status = try await node.status()
+        if status.role != .leader { throw .notLeader(leader: status.leader) }
     }
 
     /// Records a heartbeat; returns whether the agent must register again, and which of the
     /// attempts it runs are no longer current.
-    func heartbeat(agent: AgentID, incarnation: UInt64, running: [(TaskID, UInt32)]) throws(NodeError) -> (reregister: Bool, abandon: [(TaskID, UInt32)]) {
-        try requireLeader()
+    func heartbeat(agent: AgentID, incarnation: UInt64, running: [(TaskID, UInt32)]) async throws(NodeError) -> (reregister: Bool, abandon: [(TaskID, UInt32)]) {
+        try await requireLeader()
         let now = wallClockMillis()
         state.withLock { $0.heartbeats[agent] = LeaderView.Heartbeat(at: now, incarnation: incarnation) }
         return store.read { m in
             guard let a = m.agents[agent], a.state == .live, a.incarnation == incarnation else { return (true, []) }
+            // Only attempts this node knows to be over. Its manifest may lag the log (a new leader
+            // catching up, a deposed one): an attempt it has not seen yet is left running. An
+            // ended attempt stays ended in every later state, so this is safe on a stale node.
             let stale = running.filter { task, attempt in
-                guard let active = m[task]?.activeAttempt else { return true }
-                return active.number != attempt || active.agent != agent
+                guard let t = m[task], let a = t.attempts.first(where: { $0.number == attempt }) else { return false }
+                return a.outcome != .active || a.agent != agent
             }
             return (false, stale)
         }
@@ -146,7 +223,7 @@ public final class Orchestrator: Sendable {
 
     /// Registers an agent (a replicated `agentJoined`, unless this incarnation is already live).
     func register(agent: AgentID, zone: String, slots: UInt16, incarnation: UInt64, info: String) async throws(NodeError) {
-        try requireLeader()
+        try await requireLeader()
         let now = wallClockMillis()
         state.withLock { $0.heartbeats[agent] = LeaderView.Heartbeat(at: now, incarnation: incarnation) }
         let known = store.read { m in
@@ -159,8 +236,8 @@ public final class Orchestrator: Sendable {
     }
 
     /// Opens the agent's assignment stream: its active attempts first, then each new assignment.
-    func openAssignments(agent: AgentID, incarnation: UInt64) throws(NodeError) -> (AsyncStream<Flotilla_V1_Assignment>, UInt64) {
-        try requireLeader()
+    func openAssignments(agent: AgentID, incarnation: UInt64) async throws(NodeError) -> (AsyncStream<Flotilla_V1_Assignment>, UInt64) {
+        try await requireLeader()
         let (stream, continuation) = AsyncStream.makeStream(of: Flotilla_V1_Assignment.self)
         let token = state.withLock { s -> UInt64 in
             s.streams[agent]?.continuation.finish()

@@ -76,7 +76,7 @@ public struct TasksService: Flotilla_V1_Tasks.SimpleServiceProtocol {
     /// Served by the leader: it alone knows the agents' last heartbeats.
     public func listAgents(request: Flotilla_V1_ListAgentsRequest, context: ServerContext) async throws -> Flotilla_V1_ListAgentsResponse {
         do {
-            try orchestrator.requireLeader()
+            try await orchestrator.requireLeader()
         } catch {
             throw rpcError(error, config: config)
         }
@@ -98,6 +98,18 @@ public struct TasksService: Flotilla_V1_Tasks.SimpleServiceProtocol {
                     $0.lastHeartbeatMs = beats[a.id].map { $0.incarnation == a.incarnation ? $0.at : 0 } ?? 0
                 }
             }
+        }
+    }
+
+    public func awaitTasks(request: Flotilla_V1_AwaitTasksRequest, context: ServerContext) async throws -> Flotilla_V1_AwaitTasksResponse {
+        guard request.ids.count <= 100_000 else { throw RPCError(code: .invalidArgument, message: "ids: at most 100000") }
+        let timeout = request.timeoutMs == 0 ? 60_000 : min(request.timeoutMs, 3_600_000)
+        try await barrier()
+        let complete = await orchestrator.awaitTerminal(Set(request.ids), timeout: .milliseconds(Int64(timeout)))
+        let tasks = store.read { m in request.ids.map { m[$0]?.proto ?? Flotilla_V1_Task() } }
+        return .with {
+            $0.tasks = tasks
+            $0.complete = complete
         }
     }
 
@@ -177,7 +189,7 @@ public struct AgentsService: Flotilla_V1_Agents.SimpleServiceProtocol {
     public func heartbeat(request: Flotilla_V1_AgentHeartbeatRequest, context: ServerContext) async throws -> Flotilla_V1_AgentHeartbeatResponse {
         let r: (reregister: Bool, abandon: [(TaskID, UInt32)])
         do {
-            r = try orchestrator.heartbeat(
+            r = try await orchestrator.heartbeat(
                 agent: request.agentID, incarnation: request.incarnation, running: request.running.map { ($0.taskID, $0.attempt) })
         } catch {
             throw rpcError(error, config: config)
@@ -198,7 +210,7 @@ public struct AgentsService: Flotilla_V1_Agents.SimpleServiceProtocol {
     ) async throws {
         let (stream, token): (AsyncStream<Flotilla_V1_Assignment>, UInt64)
         do {
-            (stream, token) = try orchestrator.openAssignments(agent: request.agentID, incarnation: request.incarnation)
+            (stream, token) = try await orchestrator.openAssignments(agent: request.agentID, incarnation: request.incarnation)
         } catch {
             throw rpcError(error, config: config)
         }
@@ -206,7 +218,7 @@ public struct AgentsService: Flotilla_V1_Agents.SimpleServiceProtocol {
         for await assignment in stream { try await response.write(assignment) }
         // The stream ends when this node stops leading (or the agent opened a newer one).
         do {
-            try orchestrator.requireLeader()
+            try await orchestrator.requireLeader()
         } catch {
             throw rpcError(error, config: config)
         }
@@ -225,7 +237,7 @@ public struct AgentsService: Flotilla_V1_Agents.SimpleServiceProtocol {
         }
         let result: ProposeResult
         do {
-            try orchestrator.requireLeader()
+            try await orchestrator.requireLeader()
             result = try await orchestrator.node.propose(command.encoded)
         } catch {
             throw rpcError(error, config: config)

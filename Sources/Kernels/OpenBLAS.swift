@@ -57,4 +57,25 @@ public enum OpenBLAS {
             + (coreTypeOverride.map { "; currently set to \"\($0)\", which OpenBLAS did not use" } ?? "")
             + ")."
     }
+
+    /// The `OPENBLAS_CORETYPE` to use when OpenBLAS fell back to a generic kernel on a CPU that
+    /// has a better one; nil when the kernel looks right.
+    public static var recommendedCoreTypeIfFallingBack: String? {
+        let flags = CPUInfo.flags
+        guard CPUInfo.openBLASFallbackLikely(coreName: coreName, flags: flags) else { return nil }
+        return CPUInfo.recommendedCoreType(flags: flags)
+    }
+
+    /// If OpenBLAS fell back to a generic kernel and `OPENBLAS_CORETYPE` is unset, replaces this
+    /// process with the same command and the variable set (the kernel is chosen when the library
+    /// loads, so only a new process can use a better one). Returns only if nothing was done or
+    /// the exec failed (`log` says which); once the variable is set it never execs again.
+    public static func reexecWithRecommendedCoreTypeIfNeeded(log: (String) -> Void) {
+        guard coreTypeOverride == nil, let coreType = recommendedCoreTypeIfFallingBack else { return }
+        log("OpenBLAS chose its generic \(coreName) kernel; restarting with OPENBLAS_CORETYPE=\(coreType)")
+        setenv("OPENBLAS_CORETYPE", coreType, 1)
+        var arguments = CommandLine.arguments.map { strdup($0) } + [nil]
+        execv("/proc/self/exe", &arguments)
+        log("warning: could not restart (\(String(cString: strerror(errno)))); continuing with \(coreName)")
+    }
 }

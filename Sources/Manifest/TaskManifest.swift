@@ -23,6 +23,10 @@ public struct TaskManifest: Sendable {
     public internal(set) var activeByAgent: [AgentID: Set<TaskID>] = [:]
     /// How many tasks are in each state.
     public internal(set) var counts: [TaskState: Int] = [:]
+    /// Test-only: deliberate bugs that the manifest simulator's tests switch on to show its checkers
+    /// catch them (`ManifestSimulationTests`). Empty everywhere else; neither replicated nor part of
+    /// ``snapshot()`` (a manifest restored from a snapshot starts without them).
+    package var injectedBugs: Set<ManifestBug> = []
 
     public init() {}
 
@@ -73,7 +77,7 @@ public struct TaskManifest: Sendable {
             tasks[task] = t
             return .done
         case .complete(let task, let attempt, let agent, let result, let at):
-            guard case .ok(var t) = fenced(task, attempt, agent, &reply) else { return reply }
+            guard case .ok(var t) = fenced(task, attempt, agent, &reply, outcome: true) else { return reply }
             t.attempts[t.attempts.count - 1].outcome = .succeeded
             t.attempts[t.attempts.count - 1].endedAt = at
             t.result = result
@@ -83,7 +87,7 @@ public struct TaskManifest: Sendable {
             tasks[task] = t
             return .done
         case .fail(let task, let attempt, let agent, let reason, let at):
-            guard case .ok(var t) = fenced(task, attempt, agent, &reply) else { return reply }
+            guard case .ok(var t) = fenced(task, attempt, agent, &reply, outcome: true) else { return reply }
             endAttempt(&t, .failed(reason), at: at)
             tasks[task] = t
             return .done
@@ -147,12 +151,13 @@ public struct TaskManifest: Sendable {
     }
 
     /// The task, if the report names its active attempt and that attempt's agent (the fence);
-    /// otherwise sets `reply` to the refusal.
-    private func fenced(_ id: TaskID, _ attempt: UInt32, _ agent: AgentID, _ reply: inout ManifestReply) -> Fenced {
+    /// otherwise sets `reply` to the refusal. `outcome`: the report is a complete or a fail.
+    private func fenced(_ id: TaskID, _ attempt: UInt32, _ agent: AgentID, _ reply: inout ManifestReply, outcome: Bool = false) -> Fenced {
         guard let t = tasks[id] else {
             reply = .refused("no task \(id)")
             return .refused
         }
+        if outcome, !injectedBugs.isEmpty, injectedBugs.contains(.unfencedReports), !t.attempts.isEmpty { return .ok(t) }
         guard let active = t.activeAttempt, active.number == attempt, active.agent == agent else {
             reply = .refused("attempt \(attempt) of task \(id) by \(agent) is not the task's current attempt (task is \(t.state))")
             return .refused
@@ -228,7 +233,8 @@ public struct TaskManifest: Sendable {
     private mutating func agentGone(_ id: AgentID, state: AgentRecord.State, reason: String, at: Millis) -> ManifestReply {
         guard let a = agents[id] else { return .refused("no agent \(id)") }
         guard a.state == .live else { return .refused("agent \(id) is already \(a.state)") }
-        abandonAll(of: id, reason: state == .dead ? "agent \(id) declared dead: \(reason)" : "agent \(id) left", at: at)
+        let keepWork = state == .dead && !injectedBugs.isEmpty && injectedBugs.contains(.noRequeueOnDeath)
+        if !keepWork { abandonAll(of: id, reason: state == .dead ? "agent \(id) declared dead: \(reason)" : "agent \(id) left", at: at) }
         agents[id]!.state = state
         agents[id]!.since = at
         agents[id]!.reason = reason
@@ -275,4 +281,13 @@ public struct TaskManifest: Sendable {
         }
         if lo < pending.count && pending[lo] == id { pending.remove(at: lo) }
     }
+}
+
+/// Deliberate manifest bugs, for the simulator's tests only (see ``TaskManifest/injectedBugs``).
+package enum ManifestBug: String, Sendable, Hashable, CaseIterable {
+    /// No fence: a complete or fail naming any attempt of the task (a superseded one, another
+    /// agent's) is recorded against the task as if it were the current attempt.
+    case unfencedReports
+    /// `agentDead` marks the agent dead but leaves its attempts active: its tasks are not re-queued.
+    case noRequeueOnDeath
 }

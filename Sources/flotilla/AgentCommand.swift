@@ -42,7 +42,7 @@ struct AgentCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        reexecWithBetterKernelIfNeeded()
+        OpenBLAS.reexecWithRecommendedCoreTypeIfNeeded(log: say)
         let addresses = try controlPlane.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
             ?? location.addresses()
         guard !addresses.isEmpty else { throw CLIError("no control-plane address given") }
@@ -58,36 +58,6 @@ struct AgentCommand: AsyncParsableCommand {
         _ = await task.result
         say("flotilla agent \(id): stopped after \(agent.completedCount) task\(agent.completedCount == 1 ? "" : "s")")
     }
-}
-
-/// OpenBLAS picks its kernel when it loads, from the CPU or `OPENBLAS_CORETYPE`. If it fell back
-/// to a generic kernel on a CPU that has a better one and the variable is unset, start this same
-/// command again with the variable set (once: the variable is then set).
-func reexecWithBetterKernelIfNeeded() {
-    guard OpenBLAS.coreTypeOverride == nil,
-        CPUInfo.openBLASFallbackLikely(coreName: OpenBLAS.coreName, flags: CPUInfo.flags),
-        let coreType = CPUInfo.recommendedCoreType(flags: CPUInfo.flags)
-    else { return }
-    say("OpenBLAS chose its generic \(OpenBLAS.coreName) kernel; restarting with OPENBLAS_CORETYPE=\(coreType)")
-    setenv("OPENBLAS_CORETYPE", coreType, 1)
-    let args = CommandLine.arguments
-    var cargs = args.map { strdup($0) } + [nil]
-    execv("/proc/self/exe", &cargs)
-    // Only reached if exec failed: carry on with the slow kernel.
-    say("warning: could not restart (\(String(cString: strerror(errno)))); continuing with \(OpenBLAS.coreName)")
-}
-
-/// The environment for a child agent: `OPENBLAS_CORETYPE` chosen from the CPU's flags when
-/// OpenBLAS would otherwise fall back to a generic kernel (unless the caller set it).
-func agentEnvironment() -> [String: String] {
-    var env = ProcessInfo.processInfo.environment
-    if env["OPENBLAS_CORETYPE"] == nil,
-        CPUInfo.openBLASFallbackLikely(coreName: OpenBLAS.coreName, flags: CPUInfo.flags),
-        let coreType = CPUInfo.recommendedCoreType(flags: CPUInfo.flags)
-    {
-        env["OPENBLAS_CORETYPE"] = coreType
-    }
-    return env
 }
 
 /// Writes a line to standard output at once (not buffered): long-running processes log to files,

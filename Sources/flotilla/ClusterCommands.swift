@@ -2,6 +2,7 @@ import ArgumentParser
 import ControlPlane
 import FlotillaProto
 import Foundation
+import LocalCluster
 
 /// Where to find a cluster: a local cluster's folder, a config file, or explicit addresses.
 struct ClusterLocation: ParsableArguments {

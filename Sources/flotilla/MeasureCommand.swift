@@ -1,6 +1,7 @@
 import ArgumentParser
 import ControlPlane
 import Foundation
+import LocalCluster
 import Raft
 
 /// `flotilla measure`: the control plane's own figures on a local cluster (commit latency,

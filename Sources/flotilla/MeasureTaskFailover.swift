@@ -2,6 +2,7 @@ import ArgumentParser
 import ControlPlane
 import FlotillaProto
 import Foundation
+import LocalCluster
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Manifest

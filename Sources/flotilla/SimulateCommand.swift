@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Manifest
 import Raft
 import Simulation
 
@@ -18,6 +19,13 @@ struct SimulateCommand: AsyncParsableCommand {
 
             The last line reads `seeds: N, violations: V`; the exit status is 1 if V > 0.
             Replay one seed with its trace: flotilla simulate --seed 42 --nodes 5
+
+            With --manifest, each seed also runs the task manifest, the scheduler and simulated \
+            agents that crash and stall, with clients submitting tasks, and checks that no task \
+            is recorded succeeded twice, that stale reports are fenced off, that a dead agent's \
+            tasks are re-queued, that every node's manifest agrees, that idempotent submissions \
+            return the same tasks, and that every acknowledged task reaches a terminal state once \
+            faults stop. (--spare-nodes and --no-reconfiguration do not apply there.)
             """
     )
 
@@ -65,6 +73,21 @@ struct SimulateCommand: AsyncParsableCommand {
             visibility: .hidden))
     var injectBug: [String] = []
 
+    @Flag(help: "Simulate the task manifest, scheduler and agents on the cluster (crashing, stalling agents) instead of Raft alone.")
+    var manifest = false
+
+    @Option(
+        help: ArgumentHelp(
+            "With --manifest: model a flaw of today's control plane that the simulator found: \(ControlPlaneFlaw.allCases.map(\.rawValue).joined(separator: ", ")).",
+            visibility: .hidden))
+    var modelFlaw: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "With --manifest: skip a check, to see which other check catches an injected bug: \(ManifestViolation.Property.allCases.map(\.rawValue).joined(separator: ", ")).",
+            visibility: .hidden))
+    var disableCheck: [String] = []
+
     @Flag(help: "Print only the summary line and failures.")
     var quiet = false
 
@@ -73,10 +96,36 @@ struct SimulateCommand: AsyncParsableCommand {
         if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if traceLength < 0 { throw ValidationError("--trace-length must not be negative") }
         if firstSeed > UInt64.max - seeds { throw ValidationError("--first-seed + --seeds overflows") }
+        if manifest {
+            for name in injectBug where ManifestBug(rawValue: name) == nil {
+                throw ValidationError("unknown manifest bug '\(name)'; known: \(ManifestBug.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if durableDir != nil { throw ValidationError("--durable-dir does not apply to --manifest") }
+            for name in disableCheck where ManifestViolation.Property(rawValue: name) == nil {
+                throw ValidationError("unknown check '\(name)'; known: \(ManifestViolation.Property.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            for name in modelFlaw where ControlPlaneFlaw(rawValue: name) == nil {
+                throw ValidationError("unknown flaw '\(name)'; known: \(ControlPlaneFlaw.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            do { try manifestOptions.validate() } catch { throw ValidationError(error.description) }
+            return
+        }
         for name in injectBug where InjectedBug(rawValue: name) == nil {
             throw ValidationError("unknown bug '\(name)'; known: \(InjectedBug.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         do { try options.validate() } catch { throw ValidationError(error.description) }
+    }
+
+    var manifestOptions: ManifestSimulationOptions {
+        var o = ManifestSimulationOptions(nodes: nodes)
+        o.faultMilliseconds = faultMs
+        o.livenessMilliseconds = livenessMs
+        o.faults = !noFaults
+        o.traceLength = traceLength
+        o.injectedBugs = Set(injectBug.compactMap(ManifestBug.init(rawValue:)))
+        o.flaws = Set(modelFlaw.compactMap(ControlPlaneFlaw.init(rawValue:)))
+        o.disabledChecks = Set(disableCheck.compactMap(ManifestViolation.Property.init(rawValue:)))
+        return o
     }
 
     var options: SimulationOptions {
@@ -93,6 +142,7 @@ struct SimulateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if manifest { return try await runManifest() }
         let options = self.options
         if let seed {
             let result = Simulator(seed: seed, options: options).run()
@@ -128,6 +178,60 @@ struct SimulateCommand: AsyncParsableCommand {
         if summary.violations > 0 { throw ExitCode(1) }
     }
 
+    private func runManifest() async throws {
+        let options = manifestOptions
+        if let seed {
+            let result = ManifestSimulator(seed: seed, options: options).run()
+            for line in result.trace { print(line) }
+            report(result)
+            print(manifestStatsLine(result.stats))
+            print("fingerprint: \(String(result.fingerprint, radix: 16))")
+            print("seeds: 1, violations: \(result.violation == nil ? 0 : 1)")
+            if result.violation != nil { throw ExitCode(1) }
+            return
+        }
+        let started = Date()
+        let total = seeds
+        let interactive = isatty(STDERR_FILENO) == 1 && !quiet
+        let summary = await ManifestSimulationRunner.run(
+            seeds: firstSeed..<(firstSeed + seeds), options: options, jobs: jobs
+        ) { done, failures in
+            guard interactive else { return }
+            FileHandle.standardError.write(Data("\r\(done)/\(total) seeds, \(failures) violations".utf8))
+        }
+        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+        for failure in summary.failures {
+            print("--- seed \(failure.seed): last \(failure.trace.count) events")
+            for line in failure.trace { print(line) }
+            report(failure)
+        }
+        if !quiet {
+            let seconds = Date().timeIntervalSince(started)
+            print(manifestStatsLine(summary.stats))
+            print(String(format: "%.1f s, %.1f seeds/s, %d nodes, %d jobs", seconds, Double(summary.seedsRun) / seconds, nodes, jobs))
+        }
+        print("seeds: \(summary.seedsRun), violations: \(summary.violations)")
+        if summary.violations > 0 { throw ExitCode(1) }
+    }
+
+    private func report(_ r: ManifestSimulationResult) {
+        guard let v = r.violation else { return }
+        print("VIOLATION in seed \(r.seed): \(v)")
+        print("replay: \(replayCommand(seed: r.seed))")
+    }
+
+    private func manifestStatsLine(_ s: ManifestSimulationStats) -> String {
+        let requeue = s.meanRequeueMillis.map { String(format: "%.0f ms", $0) } ?? "n/a"
+        return "tasks submitted \(s.tasksSubmitted) (succeeded \(s.tasksSucceeded), failed \(s.tasksFailed), poison \(s.poisonTasks)), "
+            + "submissions \(s.submissions) (acknowledged \(s.submissionsAcknowledged), idempotent replays \(s.idempotentReplays)), "
+            + "assignments \(s.assignments), reports recorded \(s.reportsRecorded), stale reports refused \(s.staleReportsRefused), "
+            + "attempts abandoned \(s.attemptsAbandoned), agent crashes \(s.agentCrashes), stalls \(s.agentStalls) (longer than deadAfter \(s.longStalls)), "
+            + "agents declared dead \(s.agentsDeclaredDead), agent re-joins \(s.agentRejoins), "
+            + "tasks re-queued and re-assigned \(s.requeues) (mean \(requeue) from death to re-assignment), "
+            + "node crashes \(s.nodeCrashes), partitions \(s.partitions) (agent links \(s.agentPartitions)), leaders \(s.leadersElected), "
+            + "snapshots installed \(s.snapshotsInstalled), events \(s.events), messages \(s.messagesSent) (dropped \(s.messagesDropped))"
+    }
+
     private func report(_ r: SimulationResult) {
         guard let v = r.violation else { return }
         print("VIOLATION in seed \(r.seed): \(v)")
@@ -135,14 +239,18 @@ struct SimulateCommand: AsyncParsableCommand {
     }
 
     private func replayCommand(seed: UInt64) -> String {
-        var parts = ["flotilla simulate --seed \(seed) --nodes \(nodes)"]
-        if spareNodes != 2 { parts.append("--spare-nodes \(spareNodes)") }
+        var parts = ["flotilla simulate\(manifest ? " --manifest" : "") --seed \(seed) --nodes \(nodes)"]
+        if spareNodes != 2 && !manifest { parts.append("--spare-nodes \(spareNodes)") }
         if faultMs != 4_000 { parts.append("--fault-ms \(faultMs)") }
         if livenessMs != 10_000 { parts.append("--liveness-ms \(livenessMs)") }
         if noFaults { parts.append("--no-faults") }
-        if noReconfiguration { parts.append("--no-reconfiguration") }
+        if noReconfiguration && !manifest { parts.append("--no-reconfiguration") }
         if let durableDir { parts.append("--durable-dir \(durableDir)") }
         for b in injectBug { parts.append("--inject-bug \(b)") }
+        if manifest {
+            for f in modelFlaw { parts.append("--model-flaw \(f)") }
+            for c in disableCheck { parts.append("--disable-check \(c)") }
+        }
         return parts.joined(separator: " ")
     }
 

@@ -154,17 +154,19 @@ struct SubmitCommand: AsyncParsableCommand {
 
     private func waitFor(_ client: ClusterClient, first: UInt64, count: UInt32) async throws -> [Flotilla_V1_Task] {
         let deadline = ContinuousClock.now.advanced(by: .seconds(waitTimeout))
+        let ids = (0..<UInt64(count)).map { first + $0 }
         while true {
-            let request = Flotilla_V1_ListTasksRequest.with {
-                $0.afterID = first - 1
-                $0.limit = count
+            let left = milliseconds(ContinuousClock.now.duration(to: deadline))
+            let request = Flotilla_V1_AwaitTasksRequest.with {
+                $0.ids = ids
+                $0.timeoutMs = UInt64(max(1, min(left, 30_000)))
             }
-            let tasks = try await client.call { try await tasksClient($0).listTasks(request) }.tasks
-            if tasks.allSatisfy({ ["succeeded", "failed", "cancelled"].contains($0.state) }) { return tasks }
+            let response = try await client.call(timeout: .seconds(60)) { try await tasksClient($0).awaitTasks(request) }
+            if response.complete { return response.tasks }
             guard ContinuousClock.now < deadline else {
-                throw CLIError("gave up waiting after \(waitTimeout) s: \(tasks.filter { !["succeeded", "failed", "cancelled"].contains($0.state) }.count) tasks unfinished")
+                let open = response.tasks.filter { !["succeeded", "failed", "cancelled"].contains($0.state) }.count
+                throw CLIError("gave up waiting after \(waitTimeout) s: \(open) tasks unfinished")
             }
-            try await Task.sleep(for: .milliseconds(100))
         }
     }
 }

@@ -86,7 +86,7 @@ struct AgentProcessTests {
             let run = try P.flotilla(["submit", "matmul", "--size", "200", "--count", "6", "--key", "batch-1", "--wait", "--verify", "--dir", dir], timeout: 120)
             #expect(run.status == 0, "\(run.output)")
             #expect(run.output.contains("6 match, 0 differ"), "\(run.output)")
-            try await ClusterClient.withCluster(addresses) { client in
+            try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in
                 // The same key again, from another client: the same tasks, nothing new.
                 let again = try await Self.submit(client, size: 999, count: 6, key: "batch-1")
                 #expect(again.existing && again.firstID == 1 && again.count == 6)
@@ -105,7 +105,7 @@ struct AgentProcessTests {
 
     @Test func tasksSurviveSIGKILLOfTheLeader() async throws {
         try await Self.withAgents(agents: 3, agentDelayMs: 150) { dir, addresses in
-            try await ClusterClient.withCluster(addresses) { client in
+            try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in
                 let first = try await Self.submit(client, size: 128, count: 30)
                 #expect(first.count == 30)
                 // Kill the leader once some tasks are done and others run.
@@ -128,7 +128,7 @@ struct AgentProcessTests {
 
     @Test func aTaskOfAKilledAgentIsRerunElsewhere() async throws {
         try await Self.withAgents(agents: 2, agentDelayMs: 4_000) { dir, addresses in
-            try await ClusterClient.withCluster(addresses) { client in
+            try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in
                 let submitted = try await Self.submit(client, size: 64, count: 1)
                 // Wait until an agent started it, then SIGKILL that agent mid-task.
                 var victim = ""
@@ -166,7 +166,7 @@ struct AgentProcessTests {
 
     @Test func aTaskThatAlwaysFailsEndsFailedAfterThreeAttempts() async throws {
         try await Self.withAgents(agents: 2) { dir, addresses in
-            try await ClusterClient.withCluster(addresses) { client in
+            try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in
                 // 3 × 60000² float64 is 86 GB: every agent refuses it before allocating anything.
                 let submitted = try await Self.submit(client, size: 60_000, count: 1, precision: "float64")
                 let tasks = try await Self.waitForAll(client, expected: 1, seconds: 60)

@@ -1526,13 +1526,27 @@ public enum Flotilla_V1_Tasks: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "AwaitTasks" metadata.
+        public enum AwaitTasks: Sendable {
+            /// Request type for "AwaitTasks".
+            public typealias Input = Flotilla_V1_AwaitTasksRequest
+            /// Response type for "AwaitTasks".
+            public typealias Output = Flotilla_V1_AwaitTasksResponse
+            /// Descriptor for "AwaitTasks".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Tasks"),
+                method: "AwaitTasks",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "flotilla.v1.Tasks" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Submit.descriptor,
             GetTask.descriptor,
             ListTasks.descriptor,
             ListAgents.descriptor,
-            Act.descriptor
+            Act.descriptor,
+            AwaitTasks.descriptor
         ]
     }
 }
@@ -1633,6 +1647,24 @@ extension Flotilla_V1_Tasks {
             request: GRPCCore.StreamingServerRequest<Flotilla_V1_ActionRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_ActionResponse>
+
+        /// Handle the "AwaitTasks" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Answers as soon as the node applies the last of the tasks' terminal transitions: no polling.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Flotilla_V1_AwaitTasksRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Flotilla_V1_AwaitTasksResponse` messages.
+        func awaitTasks(
+            request: GRPCCore.StreamingServerRequest<Flotilla_V1_AwaitTasksRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_AwaitTasksResponse>
     }
 
     /// Service protocol for the "flotilla.v1.Tasks" service.
@@ -1717,6 +1749,24 @@ extension Flotilla_V1_Tasks {
             request: GRPCCore.ServerRequest<Flotilla_V1_ActionRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_ActionResponse>
+
+        /// Handle the "AwaitTasks" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Answers as soon as the node applies the last of the tasks' terminal transitions: no polling.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_AwaitTasksRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Flotilla_V1_AwaitTasksResponse` message.
+        func awaitTasks(
+            request: GRPCCore.ServerRequest<Flotilla_V1_AwaitTasksRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_AwaitTasksResponse>
     }
 
     /// Simple service protocol for the "flotilla.v1.Tasks" service.
@@ -1799,6 +1849,24 @@ extension Flotilla_V1_Tasks {
             request: Flotilla_V1_ActionRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Flotilla_V1_ActionResponse
+
+        /// Handle the "AwaitTasks" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Answers as soon as the node applies the last of the tasks' terminal transitions: no polling.
+        ///
+        /// - Parameters:
+        ///   - request: A `Flotilla_V1_AwaitTasksRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Flotilla_V1_AwaitTasksResponse` to respond with.
+        func awaitTasks(
+            request: Flotilla_V1_AwaitTasksRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Flotilla_V1_AwaitTasksResponse
     }
 }
 
@@ -1861,6 +1929,17 @@ extension Flotilla_V1_Tasks.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Flotilla_V1_Tasks.Method.AwaitTasks.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_AwaitTasksRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_AwaitTasksResponse>(),
+            handler: { request, context in
+                try await self.awaitTasks(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1916,6 +1995,17 @@ extension Flotilla_V1_Tasks.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_ActionResponse> {
         let response = try await self.act(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func awaitTasks(
+        request: GRPCCore.StreamingServerRequest<Flotilla_V1_AwaitTasksRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_AwaitTasksResponse> {
+        let response = try await self.awaitTasks(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1984,6 +2074,19 @@ extension Flotilla_V1_Tasks.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_ActionResponse> {
         return GRPCCore.ServerResponse<Flotilla_V1_ActionResponse>(
             message: try await self.act(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func awaitTasks(
+        request: GRPCCore.ServerRequest<Flotilla_V1_AwaitTasksRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_AwaitTasksResponse> {
+        return GRPCCore.ServerResponse<Flotilla_V1_AwaitTasksResponse>(
+            message: try await self.awaitTasks(
                 request: request.message,
                 context: context
             ),
@@ -2099,6 +2202,29 @@ extension Flotilla_V1_Tasks {
             deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_ActionResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ActionResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "AwaitTasks" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Answers as soon as the node applies the last of the tasks' terminal transitions: no polling.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_AwaitTasksRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_AwaitTasksRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_AwaitTasksResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func awaitTasks<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_AwaitTasksRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_AwaitTasksRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_AwaitTasksResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_AwaitTasksResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2272,6 +2398,40 @@ extension Flotilla_V1_Tasks {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "AwaitTasks" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Answers as soon as the node applies the last of the tasks' terminal transitions: no polling.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_AwaitTasksRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_AwaitTasksRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_AwaitTasksResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func awaitTasks<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_AwaitTasksRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_AwaitTasksRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_AwaitTasksResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_AwaitTasksResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Flotilla_V1_Tasks.Method.AwaitTasks.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2398,6 +2558,35 @@ extension Flotilla_V1_Tasks.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_ActionRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_ActionResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AwaitTasks" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Answers as soon as the node applies the last of the tasks' terminal transitions: no polling.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Flotilla_V1_AwaitTasksRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func awaitTasks<Result>(
+        request: GRPCCore.ClientRequest<Flotilla_V1_AwaitTasksRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_AwaitTasksResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.awaitTasks(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_AwaitTasksRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_AwaitTasksResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2546,6 +2735,39 @@ extension Flotilla_V1_Tasks.ClientProtocol {
             metadata: metadata
         )
         return try await self.act(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AwaitTasks" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Answers as soon as the node applies the last of the tasks' terminal transitions: no polling.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func awaitTasks<Result>(
+        _ message: Flotilla_V1_AwaitTasksRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_AwaitTasksResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Flotilla_V1_AwaitTasksRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.awaitTasks(
             request: request,
             options: options,
             onResponse: handleResponse

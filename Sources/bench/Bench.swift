@@ -1,0 +1,341 @@
+import ArgumentParser
+import BenchStatistics
+import BenchStore
+import Foundation
+import Kernels
+
+/// `bench`: what fault-tolerant orchestration costs, measured on a real local cluster.
+@main
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure what orchestration costs: baseline, overhead, scaling and failover on a local cluster.",
+        discussion: """
+            Every phase starts its own cluster of `flotilla node` and `flotilla agent` processes on \
+            127.0.0.1 (nothing to configure), measures, stores every raw sample in SQLite, and writes \
+            a CSV under results/ and charts under plots/. Start with `bench all --quick`.
+            """,
+        subcommands: [PhaseCommand.self, AllCommand.self, ListCommand.self, ShowCommand.self, ExportCommand.self,
+                      ReportCommand.self, CompareCommand.self, TagCommand.self])
+}
+
+/// Options every measuring command takes.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "The SQLite run store.")
+    var db = "results/flotilla-bench.sqlite"
+
+    @Option(help: "Where CSVs and reports go.")
+    var results = "results"
+
+    @Option(help: "Where charts (.gp, .dat, .png, .svg) go.")
+    var plots = "plots"
+
+    @Option(help: "Measured repetitions of each point (after warm-up).")
+    var `repeat`: Int?
+
+    @Option(help: "Warm-up repetitions, stored but excluded from statistics.")
+    var warmup: Int?
+
+    @Flag(help: "A short run (minutes on 2 cores): fewer sizes, repetitions and trials.")
+    var quick = false
+
+    @Option(help: "A name for the run, usable wherever a run id is (e.g. in compare).")
+    var tag: String?
+
+    @Flag(help: "Print a JSON summary on standard output (progress still goes to standard error).")
+    var json = false
+
+    @Flag(help: "Keep each phase's cluster folder (config, data, logs) instead of deleting it.")
+    var keepCluster = false
+
+    @Option(help: "Where the phases' clusters live while they run.")
+    var workDir = "results/clusters"
+
+    @Option(help: ArgumentHelp("For demonstrating compare: milliseconds every agent adds to each task.", visibility: .hidden))
+    var injectAgentDelayMs = 0
+
+    func validate() throws {
+        if let r = `repeat`, !(1...1000).contains(r) { throw ValidationError("--repeat must be between 1 and 1000") }
+        if let w = warmup, !(0...100).contains(w) { throw ValidationError("--warmup must be between 0 and 100") }
+    }
+
+    var repeats: Int { `repeat` ?? (quick ? 3 : 5) }
+    var warmups: Int { warmup ?? 1 }
+
+    func context(_ progress: Progress) -> PhaseContext {
+        PhaseContext(
+            repeats: repeats, warmups: warmups, quick: quick, workDirectory: workDir, progress: progress, keepCluster: keepCluster,
+            agentArguments: injectAgentDelayMs > 0 ? ["--inject-delay-ms", String(injectAgentDelayMs)] : [])
+    }
+}
+
+func parseList(_ text: String, _ name: String, range: ClosedRange<Int>) throws -> [Int] {
+    let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !values.isEmpty, values.allSatisfy({ $0 != nil && range.contains($0!) }) else {
+        throw ValidationError("--\(name) takes comma-separated integers between \(range.lowerBound) and \(range.upperBound), got '\(text)'")
+    }
+    return values.map { $0! }
+}
+
+/// OpenBLAS chooses its kernel when it loads: restart with the right `OPENBLAS_CORETYPE` if it
+/// fell back to a generic one (the baseline measures this process's kernel).
+func prepareKernel(_ progress: Progress) {
+    OpenBLAS.reexecWithRecommendedCoreTypeIfNeeded { progress.line($0) }
+}
+
+/// `bench phase <name>`.
+struct PhaseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "phase", abstract: "Run one phase.",
+        subcommands: [Baseline.self, Overhead.self, Scaling.self, Failover.self])
+
+    struct Baseline: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "GFLOP/s of the kernel without orchestration, per size and BLAS thread count, against the machine's peak.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Matrix sizes (default 1000,2000,4096,8192; quick 500,1000,2000).") var size: String?
+        @Option(help: "BLAS thread counts (default 1 and the core count).") var threads: String?
+        @Option(help: "float32 or float64.") var precision = "float32"
+
+        func run() async throws {
+            let progress = Progress(quiet: false)
+            prepareKernel(progress)
+            try await execute(phase: "baseline", common: common, progress: progress, parameters: parameters()) { context in
+                runBaseline(sizes: try sizes(), threads: try threadList(), precision: try prec(), context: context)
+            }
+        }
+
+        func sizes() throws -> [Int] { try parseList(size ?? (common.quick ? "500,1000,2000" : "1000,2000,4096,8192"), "size", range: 1...65_536) }
+        func threadList() throws -> [Int] {
+            try threads.map { try parseList($0, "threads", range: 1...1024) } ?? Array(Set([1, CPUInfo.logicalCores])).sorted()
+        }
+        func prec() throws -> Precision {
+            guard let p = Precision(rawValue: precision) else { throw ValidationError("--precision must be float32 or float64") }
+            return p
+        }
+        func parameters() throws -> [String: String] {
+            ["sizes": try sizes().map(String.init).joined(separator: ","), "threads": try threadList().map(String.init).joined(separator: ","),
+             "precision": precision, "repeat": String(common.repeats), "warmup": String(common.warmups)]
+        }
+    }
+
+    struct Overhead: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The cost of going through the cluster: per-task latencies and overhead vs compute, per size; submission latency under a stream.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Control-plane nodes (default 5; quick 3).") var nodes: Int?
+        @Option(help: "Matrix sizes (default 512,1024,2048,4096; quick 256,1024,2048).") var size: String?
+        @Option(help: "Small submissions in the latency stream (default 2000; quick 400).") var stream: Int?
+        @Option(help: "Concurrent clients of the stream.") var clients = 4
+
+        func run() async throws {
+            let progress = Progress(quiet: false)
+            let n = nodes ?? (common.quick ? 3 : 5)
+            let sizes = try parseList(size ?? (common.quick ? "256,1024,2048" : "512,1024,2048,4096"), "size", range: 1...65_536)
+            let count = stream ?? (common.quick ? 400 : 2000)
+            let parameters = ["nodes": String(n), "sizes": sizes.map(String.init).joined(separator: ","), "stream": String(count),
+                              "clients": String(clients), "repeat": String(common.repeats), "warmup": String(common.warmups)]
+            try await execute(phase: "overhead", common: common, progress: progress, parameters: parameters) { context in
+                try await runOverhead(nodes: n, sizes: sizes, stream: count, streamClients: clients, context: context)
+            }
+        }
+    }
+
+    struct Scaling: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Throughput, speedup and efficiency with 1..N agents; points with more busy agents than cores are marked.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Control-plane nodes (default 5; quick 3).") var nodes: Int?
+        @Option(help: "Agent counts (default 1,2,3,4,5; quick 1,2,3).") var agents: String?
+        @Option(help: "Matrix size (default 4096; quick 1024).") var size: Int?
+        @Option(help: "Tasks per agent in each round.") var tasksPerAgent = 4
+
+        func run() async throws {
+            let progress = Progress(quiet: false)
+            let n = nodes ?? (common.quick ? 3 : 5)
+            let counts = try parseList(agents ?? (common.quick ? "1,2,3" : "1,2,3,4,5"), "agents", range: 1...64)
+            let s = size ?? (common.quick ? 1024 : 4096)
+            let parameters = ["nodes": String(n), "agents": counts.map(String.init).joined(separator: ","), "size": String(s),
+                              "tasks_per_agent": String(tasksPerAgent), "repeat": String(common.repeats), "warmup": String(common.warmups)]
+            try await execute(phase: "scaling", common: common, progress: progress, parameters: parameters) { context in
+                try await runScaling(nodes: n, agentCounts: counts, size: s, tasksPerAgent: tasksPerAgent, context: context)
+            }
+        }
+    }
+
+    struct Failover: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "SIGKILL the leader (or an agent) under load; time to a new leader, first commit, recovery; count lost and duplicated tasks.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Control-plane nodes (default 5; quick 3).") var nodes: Int?
+        @Option(help: "Agents running the load.") var agents = 2
+        @Option(help: "Kills (default 10; quick 3).") var trials: Int?
+        @Option(help: "Matrix size of the load (default 2000; quick 512).") var size: Int?
+        @Option(help: "What to kill: leader or agent.") var victim = "leader"
+
+        func run() async throws {
+            let progress = Progress(quiet: false)
+            guard let v = FailoverVictim(rawValue: victim) else { throw ValidationError("--victim must be leader or agent") }
+            let n = nodes ?? (common.quick ? 3 : 5)
+            let t = trials ?? (common.quick ? 3 : 10)
+            let s = size ?? (common.quick ? 512 : 2000)
+            let parameters = ["nodes": String(n), "agents": String(agents), "trials": String(t), "size": String(s), "victim": victim]
+            try await execute(phase: "failover", common: common, progress: progress, parameters: parameters) { context in
+                try await runFailover(nodes: n, agents: agents, trials: t, size: s, victim: v, context: context)
+            }
+        }
+    }
+}
+
+/// `bench all`: every phase, then the report.
+struct AllCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "all", abstract: "Run every phase (baseline, overhead, scaling, failover), then write the report.")
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let progress = Progress(quiet: false)
+        prepareKernel(progress)
+        let q = common.quick
+        var ids: [Int64] = []
+        ids.append(try await execute(phase: "baseline", common: common, progress: progress,
+            parameters: ["sizes": q ? "500,1000,2000" : "1000,2000,4096,8192"]) { context in
+            runBaseline(sizes: q ? [500, 1000, 2000] : [1000, 2000, 4096, 8192], threads: Array(Set([1, CPUInfo.logicalCores])).sorted(),
+                precision: .float32, context: context)
+        })
+        ids.append(try await execute(phase: "overhead", common: common, progress: progress,
+            parameters: ["nodes": q ? "3" : "5", "sizes": q ? "256,1024,2048" : "512,1024,2048,4096"]) { context in
+            try await runOverhead(nodes: q ? 3 : 5, sizes: q ? [256, 1024, 2048] : [512, 1024, 2048, 4096], stream: q ? 400 : 2000,
+                streamClients: 4, context: context)
+        })
+        ids.append(try await execute(phase: "scaling", common: common, progress: progress,
+            parameters: ["nodes": q ? "3" : "5", "agents": q ? "1,2,3" : "1,2,3,4,5", "size": q ? "1024" : "4096"]) { context in
+            try await runScaling(nodes: q ? 3 : 5, agentCounts: q ? [1, 2, 3] : [1, 2, 3, 4, 5], size: q ? 1024 : 4096, tasksPerAgent: 4, context: context)
+        })
+        ids.append(try await execute(phase: "failover", common: common, progress: progress,
+            parameters: ["nodes": q ? "3" : "5", "trials": q ? "3" : "10", "size": q ? "512" : "2000", "victim": "leader"]) { context in
+            try await runFailover(nodes: q ? 3 : 5, agents: 2, trials: q ? 3 : 10, size: q ? 512 : 2000, victim: .leader, context: context)
+        })
+        let store = try RunStore(path: common.db)
+        let path = try writeReport(store: store, runIDs: ids, results: common.results, plots: common.plots)
+        progress.line("report: \(path)")
+    }
+}
+
+/// Runs a phase: records the run, its samples and summaries, then its CSV and charts; prints a summary.
+@discardableResult
+func execute(
+    phase: String, common: CommonOptions, progress: Progress, parameters: [String: String],
+    _ body: (PhaseContext) async throws -> PhaseOutput
+) async throws -> Int64 {
+    let store = try RunStore(path: common.db)
+    let facts = HostFacts.collect()
+    var info = RunInfo(
+        tag: common.tag.map { "\($0)-\(phase)" }, phase: phase, startedAt: Date(),
+        parameters: parameters.merging(["quick": String(common.quick)].merging(
+            common.injectAgentDelayMs > 0 ? ["injected_agent_delay_ms": String(common.injectAgentDelayMs)] : [:]) { a, _ in a }) { a, _ in a },
+        gitCommit: facts.gitCommit, host: facts.host, cpuModel: facts.cpuModel, cores: facts.cores, memoryBytes: facts.memoryBytes,
+        openBLASVersion: facts.openBLASVersion, openBLASKernel: facts.openBLASKernel, swiftVersion: facts.swiftVersion)
+    let id = try store.beginRun(info)
+    info.id = id
+    progress.begin("\(phase) (run \(id))")
+    let output: PhaseOutput
+    do {
+        output = try await body(common.context(progress))
+    } catch {
+        try? store.finishRun(id: id, status: .failed, finishedAt: Date())
+        progress.line("[\(phase)] failed: \(error)")
+        throw error
+    }
+    let samples = output.measurements.enumerated().map { k, m in
+        Sample(runID: id, metric: m.metric, unit: m.unit, value: m.value, repetition: Int(m.labels["repetition"] ?? "") ?? 0,
+            warmup: m.warmup, sequence: k, labels: m.labels, at: m.at)
+    }
+    try store.addSamples(samples)
+    let summaries = summarize(runID: id, samples: samples)
+    try store.addSummaries(summaries)
+    try store.finishRun(id: id, status: .completed, finishedAt: Date(), notes: output.notes.joined(separator: "\n"), clusterConfig: output.clusterConfig)
+    // CSV and charts.
+    try FileManager.default.createDirectory(atPath: common.results, withIntermediateDirectories: true)
+    let csvPath = "\(common.results)/\(phase)-run\(id).csv"
+    try tidyCSV(run: try store.run(id: id) ?? info, samples: samples).write(toFile: csvPath, atomically: true, encoding: .utf8)
+    let charts = (try? drawCharts(phase: phase, runID: id, samples: samples, plots: common.plots, progress: progress)) ?? []
+    for note in output.notes { progress.line("[\(phase)] note: \(note)") }
+    progress.line("[\(phase)] run \(id) stored in \(common.db); \(samples.count) samples; \(csvPath)" + (charts.isEmpty ? "" : "; charts: \(charts.joined(separator: ", "))"))
+    if common.json {
+        print(String(decoding: try jsonEncoder().encode(JSONSummary(run: id, phase: phase, summaries: summaries, notes: output.notes)), as: UTF8.self))
+    } else {
+        printSummaries(summaries)
+    }
+    return id
+}
+
+struct JSONSummary: Encodable {
+    var run: Int64
+    var phase: String
+    var summaries: [MetricSummary]
+    var notes: [String]
+}
+
+/// Median, bootstrap CI, CV and percentiles per (metric, labels without the repetition).
+func summarize(runID: Int64, samples: [Sample]) -> [MetricSummary] {
+    var groups: [String: (metric: String, unit: String, labels: [String: String], values: [Double])] = [:]
+    var order: [String] = []
+    for s in samples where !s.warmup {
+        var labels = s.labels
+        labels["repetition"] = nil
+        labels["trial"] = nil
+        let key = s.metric + "|" + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        if groups[key] == nil {
+            groups[key] = (s.metric, s.unit, labels, [])
+            order.append(key)
+        }
+        groups[key]!.values.append(s.value)
+    }
+    return order.compactMap { key in
+        let g = groups[key]!
+        guard let summary = try? Summary(g.values) else { return nil }
+        let ci = try? bootstrapMedianCI(g.values, seed: 1)
+        return MetricSummary(
+            runID: runID, metric: g.metric, unit: g.unit, labels: g.labels, count: summary.count, median: summary.p50,
+            ciLow: ci?.lower, ciHigh: ci?.upper, confidence: ci?.confidence, mean: summary.mean, cv: summary.coefficientOfVariation,
+            min: summary.min, max: summary.max, p90: summary.p90, p99: summary.p99)
+    }
+}
+
+func printSummaries(_ summaries: [MetricSummary]) {
+    var rows = [["METRIC", "LABELS", "N", "MEDIAN", "95% CI", "CV", "P99", "UNIT", ""]]
+    for s in summaries {
+        let labels = s.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let noisy = (s.cv ?? 0) > 0.10 && s.count > 1 ? "noisy (CV > 10 %)" : ""
+        rows.append([
+            s.metric, labels, String(s.count), format(s.median),
+            s.ciLow.map { "[\(format($0)), \(format(s.ciHigh ?? $0))]" } ?? "-",
+            s.cv.map { String(format: "%.1f %%", $0 * 100) } ?? "-", s.p99.map(format) ?? "-", s.unit, noisy,
+        ])
+    }
+    printTable(rows)
+}
+
+func format(_ v: Double) -> String {
+    if v == v.rounded() && abs(v) < 1e9 { return String(Int(v)) }
+    return abs(v) >= 100 ? String(format: "%.0f", v) : abs(v) >= 1 ? String(format: "%.2f", v) : String(format: "%.3g", v)
+}
+
+func printTable(_ rows: [[String]]) {
+    guard let width = rows.map(\.count).max() else { return }
+    var widths = [Int](repeating: 0, count: width)
+    for row in rows { for (k, cell) in row.enumerated() { widths[k] = max(widths[k], cell.count) } }
+    for row in rows {
+        print(row.enumerated().map { k, cell in k == row.count - 1 ? cell : cell.padding(toLength: widths[k], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+    }
+}
+
+/// JSON for scripts: ISO 8601 dates; non-finite numbers (a CV of a zero mean) as strings.
+func jsonEncoder() -> JSONEncoder {
+    let encoder = JSONEncoder()
+    encoder.dateEncodingStrategy = .iso8601
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Inf", negativeInfinity: "-Inf", nan: "NaN")
+    return encoder
+}
