@@ -87,6 +87,19 @@ let package = Package(
             swiftSettings: strictSettings),
         // Local clusters of node and agent processes in one folder (`flotilla cluster`, bench).
         .target(name: "LocalCluster", dependencies: ["ControlPlane", "Manifest", "Kernels", "Raft"], swiftSettings: strictSettings),
+        // Measures the peer transport candidates (gRPC client streams vs length-prefixed frames on
+        // SwiftNIO) between two processes on loopback; docs/transport.md records the result.
+        .executableTarget(
+            name: "peer-transport-bench",
+            dependencies: [
+                "Raft", "RaftTransport", "FlotillaProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Sources/PeerTransportBench",
+            swiftSettings: strictSettings),
         .executableTarget(
             name: "flotilla",
             dependencies: [

@@ -294,6 +294,12 @@ func summarize(runID: Int64, samples: [Sample]) -> [MetricSummary] {
     }
     return order.compactMap { key in
         let g = groups[key]!
+        if g.values.count == 1 {
+            // One value (a peak, a per-run count): no spread to speak of.
+            return MetricSummary(
+                runID: runID, metric: g.metric, unit: g.unit, labels: g.labels, count: 1, median: g.values[0],
+                min: g.values[0], max: g.values[0])
+        }
         guard let summary = try? Summary(g.values) else { return nil }
         let ci = try? bootstrapMedianCI(g.values, seed: 1)
         return MetricSummary(

@@ -167,7 +167,16 @@ struct HostFacts: Sendable {
             openBLASVersion: OpenBLAS.configuration,
             openBLASKernel: OpenBLAS.coreName,
             swiftVersion: run(["swift", "--version"]).split(separator: "\n").first.map(String.init) ?? "unknown",
-            gitCommit: run(["git", "rev-parse", "--short", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines))
+            gitCommit: gitCommit())
+    }
+
+    /// The commit of the checkout this bench was built from (its executable lives in .build/).
+    static func gitCommit() -> String {
+        let dir = URL(fileURLWithPath: currentExecutable()).deletingLastPathComponent().path
+        let commit = run(["git", "-C", dir, "rev-parse", "--short", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !commit.isEmpty else { return "unknown" }
+        let dirty = !run(["git", "-C", dir, "status", "--porcelain", "--untracked-files=no"]).isEmpty
+        return commit + (dirty ? "-dirty" : "")
     }
 
     /// A command's standard output, or "" (never throws: facts are best effort).

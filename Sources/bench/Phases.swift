@@ -232,18 +232,27 @@ func runFailover(nodes: Int, agents: Int, trials: Int, size: Int, victim: Failov
         // A steady load: a queue that outlasts the trial.
         let batch = UInt32(max(40, agents * 20))
         let submitted = try await cluster.withClient { try await $0.submitMatmul(size: UInt32(size), count: batch, seed: UInt64(trial * 100_000)) }
-        let ids = (0..<UInt64(submitted.count)).map { submitted.firstID + $0 }
-        acknowledged += ids
-        // Steady state: a few completions of this batch.
-        try await cluster.withClient { client in
+        var ids = (0..<UInt64(submitted.count)).map { submitted.firstID + $0 }
+        // Steady state: completions for at least 2 s, measured to size the rest of the load.
+        let rate = try await cluster.withClient { client -> Double in
             let deadline = Date().addingTimeInterval(120)
+            var firstDone: Date?
+            var doneThen = 0
             while Date() < deadline {
                 let done = try await client.listTasks(after: submitted.firstID - 1, limit: batch).tasks.filter { $0.state == "succeeded" }.count
-                if done >= min(Int(batch) / 4, agents * 3) { return }
+                if done > 0 && firstDone == nil { (firstDone, doneThen) = (Date(), done) }
+                if let firstDone, Date().timeIntervalSince(firstDone) >= 2 {
+                    return Double(done - doneThen) / Date().timeIntervalSince(firstDone)
+                }
                 try await Task.sleep(for: .milliseconds(20))
             }
             throw BenchError("no steady load after 120 s")
         }
+        // Enough queued work to run well past the kill (about 6 s at the steady rate).
+        let more = UInt32(min(2_000, max(10, rate * 6)))
+        let extra = try await cluster.withClient { try await $0.submitMatmul(size: UInt32(size), count: more, seed: UInt64(trial * 100_000 + 50_000)) }
+        ids += (0..<UInt64(extra.count)).map { extra.firstID + $0 }
+        acknowledged += ids
         guard let before = try await cluster.waitForLeader(seconds: 10) else { throw BenchError("no leader before trial \(trial)") }
         var killedNode: UInt64?
         var killedAgent: String?
@@ -282,7 +291,8 @@ func runFailover(nodes: Int, agents: Int, trials: Int, size: Int, victim: Failov
             out.add("first_commit_ms", "ms", commitMs, l)
         }
         // The batch finishes under the new leader (or without the dead agent).
-        let tasks = try await cluster.withClient { try await $0.awaitTasks(ids, seconds: 300) }
+        let trialIDs = ids
+        let tasks = try await cluster.withClient { try await $0.awaitTasks(trialIDs, seconds: 300) }
         let attempts = tasks.flatMap(\.attempts)
         if let first = attempts.filter({ $0.outcome == "succeeded" && $0.endedAtMs > killWall }).map(\.endedAtMs).min() {
             out.add("first_completion_ms", "ms", Double(first) - Double(killWall), l)
@@ -311,7 +321,9 @@ func runFailover(nodes: Int, agents: Int, trials: Int, size: Int, victim: Failov
         if let steady = beforeBins.sorted().dropFirst(beforeBins.count / 2).first, steady > 0, !afterBins.isEmpty {
             let minAfter = afterBins.prefix(20).map(\.1).min() ?? steady
             out.add("throughput_dip_pct", "%", max(0, (steady - minAfter) / steady * 100), l)
-            if let back = afterBins.first(where: { $0.1 >= 0.9 * steady }) {
+            // Recovered: the first bin after the new leader back at 90 % of the rate before.
+            let leaderAt = (out.measurements.last { $0.metric == "new_leader_ms" && $0.labels["trial"] == String(trial) }?.value ?? 0) / 1000
+            if let back = afterBins.first(where: { $0.0 >= leaderAt && $0.1 >= 0.9 * steady }) {
                 out.add("time_to_full_throughput_ms", "ms", back.0 * 1000, l)
             }
         }

@@ -116,7 +116,20 @@ func ci(_ s: MetricSummary) -> String {
     return "\(format(s.median)) [\(format(lo)), \(format(hi))]"
 }
 
-private func metricTable(_ rows: [MetricSummary], title: String) -> [String] {
+/// Orders points numerically by their labels (size=500 before size=1000).
+func numericOrder(_ a: MetricSummary, _ b: MetricSummary) -> Bool {
+    if a.metric != b.metric { return a.metric < b.metric }
+    for key in Set(a.labels.keys).union(b.labels.keys).sorted() {
+        let x = a.labels[key] ?? "", y = b.labels[key] ?? ""
+        if x == y { continue }
+        if let i = Double(x), let j = Double(y) { return i < j }
+        return x < y
+    }
+    return false
+}
+
+private func metricTable(_ unsorted: [MetricSummary], title: String, keepOrder: Bool = false) -> [String] {
+    let rows = keepOrder ? unsorted : unsorted.sorted(by: numericOrder)
     guard !rows.isEmpty else { return [] }
     var out = ["| \(title) | point | n | median [95 % CI] | CV | unit |", "| --- | --- | --- | --- | --- | --- |"]
     for s in rows {
@@ -146,7 +159,7 @@ private func baselineSection(_ summaries: [MetricSummary]) -> [String] {
 private func overheadSection(_ summaries: [MetricSummary]) -> ([String], (String, String, String)?) {
     let keys = ["submit_to_commit_ms", "commit_to_assign_ms", "assign_to_start_ms", "agent_run_ms", "compute_ms", "report_ms", "end_to_end_ms",
                 "overhead_pct", "orchestration_overhead_pct"]
-    var out = metricTable(summaries.filter { keys.contains($0.metric) }.sorted { (Int($0.labels["size"] ?? "") ?? 0, $0.metric) < (Int($1.labels["size"] ?? "") ?? 0, $1.metric) }, title: "per task")
+    var out = metricTable(summaries.filter { keys.contains($0.metric) }.sorted { (Int($0.labels["size"] ?? "") ?? 0, $0.metric) < (Int($1.labels["size"] ?? "") ?? 0, $1.metric) }, title: "per task", keepOrder: true)
     let stream = summaries.filter { $0.metric == "stream_submit_to_commit_ms" }
     if let s = stream.first {
         out.append("")
