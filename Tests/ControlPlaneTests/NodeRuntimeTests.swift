@@ -51,8 +51,9 @@ final class LocalCluster: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// Polls until some running node reports itself leader; gives up after `seconds`.
-    func leader(within seconds: Double = 10) async throws -> NodeID {
+    /// Polls until some running node reports itself leader; gives up after `seconds` (generous:
+    /// the suite shares two cores and Swift's cooperative pool with CPU-heavy synchronous tests).
+    func leader(within seconds: Double = 60) async throws -> NodeID {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             for (id, node) in nodes {
@@ -64,7 +65,7 @@ final class LocalCluster: @unchecked Sendable {
     }
 
     /// Proposes on whichever node leads, retrying across leader changes with the same sequence number.
-    func put(_ key: String, _ value: String, client: String, sequence: UInt64, within seconds: Double = 15) async throws -> ProposeResult {
+    func put(_ key: String, _ value: String, client: String, sequence: UInt64, within seconds: Double = 60) async throws -> ProposeResult {
         let deadline = Date().addingTimeInterval(seconds)
         var lastError: (any Error)?
         while Date() < deadline {
