@@ -228,6 +228,9 @@ func execute(
     phase: String, common: CommonOptions, progress: Progress, parameters: [String: String],
     _ body: (PhaseContext) async throws -> PhaseOutput
 ) async throws -> Int64 {
+    // The run records this process's OpenBLAS kernel: make it the right one (restarts the command
+    // once with OPENBLAS_CORETYPE if OpenBLAS fell back to a generic kernel; agents get it too).
+    prepareKernel(progress)
     let store = try RunStore(path: common.db)
     let facts = HostFacts.collect()
     var info = RunInfo(
