@@ -57,13 +57,16 @@ let package = Package(
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             ],
             swiftSettings: strictSettings),
-        // Raft messages <-> their protobuf form, validated on the way in; later the gRPC transport.
+        // Raft messages <-> their protobuf form, validated on the way in; the peer transports (length-
+        // prefixed frames on SwiftNIO, and gRPC streams as the fallback).
         .target(
             name: "RaftTransport",
             dependencies: [
                 "Raft", "FlotillaProto",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings),
         // A control-plane node: the core driven in real time with storage, transport, state machine.

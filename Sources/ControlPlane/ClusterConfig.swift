@@ -2,10 +2,13 @@ public import Manifest
 public import Raft
 import Yams
 
-/// A cluster's configuration file (`cluster.yaml`): every node's id, address, zone and data
-/// directory, and the timing parameters. Every node of the cluster reads the same file.
+/// A cluster's configuration file (`cluster.yaml`): every node's id, addresses, zone and data
+/// directory, the peer transport and the timing parameters. Every node of the cluster reads the
+/// same file.
 ///
 /// ```yaml
+/// cluster_id: prod-eu     # optional (default "flotilla"): peers refuse connections from other clusters
+/// peer_transport: nio     # nio (default): frames on the peer port; grpc: RaftPeer streams on the client port
 /// profile: lan            # lan (default) or wan: timing defaults for a LAN or a cross-cloud WAN
 /// timing:                 # optional; each field overrides the profile
 ///   tick: 10ms
@@ -15,7 +18,8 @@ import Yams
 ///   snapshot_interval: 10000
 /// nodes:
 ///   - id: 1
-///     address: 10.0.0.1:7001
+///     address: 10.0.0.1:7001   # clients, agents (and peers with peer_transport: grpc)
+///     peer_port: 7002          # optional (default: the address's port + 1): peers, same host
 ///     zone: aws-us-east-1
 ///     data_dir: /var/lib/flotilla/n1
 /// ```
@@ -23,19 +27,37 @@ public struct ClusterConfig: Sendable, Hashable {
     public struct Node: Sendable, Hashable {
         public var id: NodeID
         public var host: String
+        /// The gRPC port: clients, agents, and peers when the peer transport is `grpc`.
         public var port: Int
+        /// The port of the node's peer listener (`peer_transport: nio`), on the same host.
+        public var peerPort: Int
         public var zone: String
         public var dataDirectory: String
         public var address: String { "\(host):\(port)" }
+        public var peerAddress: String { "\(host):\(peerPort)" }
 
-        public init(id: NodeID, host: String, port: Int, zone: String, dataDirectory: String) {
+        /// - Parameter peerPort: the peer listener's port; nil for the default, `port + 1`.
+        public init(id: NodeID, host: String, port: Int, peerPort: Int? = nil, zone: String, dataDirectory: String) {
             self.id = id
             self.host = host
             self.port = port
+            self.peerPort = peerPort ?? port + 1
             self.zone = zone
             self.dataDirectory = dataDirectory
         }
     }
+
+    /// How Raft messages travel between nodes (`peer_transport`).
+    public enum PeerTransportKind: String, Sendable, Hashable, CaseIterable {
+        /// Length-prefixed protobuf frames over TCP to each node's `peer_port` (the default).
+        case nio
+        /// One `RaftPeer.Send` gRPC stream per peer on the nodes' client ports: the fallback, and
+        /// the baseline for comparisons.
+        case grpc
+    }
+
+    /// The cluster id when `cluster_id` is absent.
+    public static let defaultClusterID = "flotilla"
 
     public enum Profile: String, Sendable, Hashable, CaseIterable {
         case lan, wan
@@ -58,13 +80,21 @@ public struct ClusterConfig: Sendable, Hashable {
             snapshotInterval: 10_000)
     }
 
+    /// Sent in every peer connection's hello; a node refuses connections from another cluster.
+    public var clusterID: String
+    public var peerTransport: PeerTransportKind
     public var profile: Profile
     public var timing: Timing
     public var nodes: [Node]
     /// Agents' heartbeat period, the dead-agent timeout and the default task timeout (`agents:`).
     public var scheduler: SchedulerConfig
 
-    public init(profile: Profile = .lan, timing: Timing? = nil, nodes: [Node], scheduler: SchedulerConfig = SchedulerConfig()) {
+    public init(
+        clusterID: String = ClusterConfig.defaultClusterID, peerTransport: PeerTransportKind = .nio, profile: Profile = .lan,
+        timing: Timing? = nil, nodes: [Node], scheduler: SchedulerConfig = SchedulerConfig()
+    ) {
+        self.clusterID = clusterID
+        self.peerTransport = peerTransport
         self.profile = profile
         self.timing = timing ?? (profile == .lan ? .lan : .wan)
         self.nodes = nodes
@@ -102,8 +132,24 @@ public struct ClusterConfig: Sendable, Hashable {
             throw ConfigError(source: source, field: "", message: "must be a mapping with a 'nodes' list")
         }
         func fail(_ field: String, _ message: String) -> ConfigError { ConfigError(source: source, field: field, message: message) }
-        for key in map.keys where !["profile", "timing", "nodes", "agents"].contains(key) {
-            throw fail(key, "is not a known field (expected profile, timing, agents, nodes)")
+        for key in map.keys where !["cluster_id", "peer_transport", "profile", "timing", "nodes", "agents"].contains(key) {
+            throw fail(key, "is not a known field (expected cluster_id, peer_transport, profile, timing, agents, nodes)")
+        }
+
+        var clusterID = defaultClusterID
+        if let c = map["cluster_id"] {
+            // An unquoted all-digit id arrives as an integer.
+            guard let s = (c as? String) ?? (c as? Int).map(String.init), isValidClusterID(s) else {
+                throw fail("cluster_id", "must be 1 to 64 letters, digits, '.', '_' or '-', got '\(c)'")
+            }
+            clusterID = s
+        }
+        var peerTransport = PeerTransportKind.nio
+        if let t = map["peer_transport"] {
+            guard let s = t as? String, let parsed = PeerTransportKind(rawValue: s) else {
+                throw fail("peer_transport", "must be one of \(PeerTransportKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(t)'")
+            }
+            peerTransport = parsed
         }
 
         var profile = Profile.lan
@@ -157,24 +203,42 @@ public struct ClusterConfig: Sendable, Hashable {
         for (k, item) in list.enumerated() {
             let at = "nodes[\(k)]"
             guard let n = item as? [String: Any] else { throw fail(at, "must be a mapping with id, address, zone, data_dir") }
-            for key in n.keys where !["id", "address", "zone", "data_dir"].contains(key) {
-                throw fail("\(at).\(key)", "is not a known field (expected id, address, zone, data_dir)")
+            for key in n.keys where !["id", "address", "peer_port", "zone", "data_dir"].contains(key) {
+                throw fail("\(at).\(key)", "is not a known field (expected id, address, peer_port, zone, data_dir)")
             }
             let id = try integer(n["id"] as Any, field: "\(at).id", min: 1, fail)
             guard let address = n["address"] as? String else { throw fail("\(at).address", "is required (host:port)") }
             let (host, port) = try hostPort(address, field: "\(at).address", fail)
+            let peerPort: Int
+            if let p = n["peer_port"] {
+                peerPort = try integer(p, field: "\(at).peer_port", min: 1, fail)
+                guard peerPort <= 65535 else { throw fail("\(at).peer_port", "must be at most 65535, got \(peerPort)") }
+                guard peerPort != port else { throw fail("\(at).peer_port", "\(peerPort) is also the port of the node's address") }
+            } else {
+                guard port < 65535 else { throw fail("\(at).peer_port", "is required when the address's port is 65535 (the default is that port + 1)") }
+                peerPort = port + 1
+            }
             guard let zone = n["zone"] as? String, !zone.isEmpty else {
                 throw fail("\(at).zone", "is required (e.g. aws-us-east-1, gcp-europe-west1)")
             }
             guard let dir = n["data_dir"] as? String, !dir.isEmpty else { throw fail("\(at).data_dir", "is required (a directory path)") }
             if nodes.contains(where: { $0.id == NodeID(id) }) { throw fail("\(at).id", "\(id) is used by another node") }
             if nodes.contains(where: { $0.host == host && $0.port == port }) { throw fail("\(at).address", "\(address) is used by another node") }
+            if let other = nodes.first(where: { $0.host == host && $0.peerPort == port }) {
+                throw fail("\(at).address", "\(address) is node \(other.id)'s peer port (peer_port defaults to the address's port + 1: leave a gap, or set peer_port)")
+            }
+            if let other = nodes.first(where: { $0.host == host && ($0.port == peerPort || $0.peerPort == peerPort) }) {
+                let whose = other.port == peerPort ? "the port of node \(other.id)'s address" : "node \(other.id)'s peer port"
+                let given = n["peer_port"] == nil ? " (the default: the address's port + 1)" : ""
+                throw fail("\(at).peer_port", "\(peerPort)\(given) on \(host) is \(whose); give every node two ports of its own")
+            }
             if nodes.contains(where: { $0.host == host && $0.dataDirectory == dir }) {
                 throw fail("\(at).data_dir", "\(dir) is used by another node on \(host)")
             }
-            nodes.append(Node(id: NodeID(id), host: host, port: port, zone: zone, dataDirectory: dir))
+            nodes.append(Node(id: NodeID(id), host: host, port: port, peerPort: peerPort, zone: zone, dataDirectory: dir))
         }
-        return ClusterConfig(profile: profile, timing: timing, nodes: nodes, scheduler: scheduler)
+        return ClusterConfig(
+            clusterID: clusterID, peerTransport: peerTransport, profile: profile, timing: timing, nodes: nodes, scheduler: scheduler)
     }
 
     /// The YAML text of this configuration (what `flotilla cluster up` writes).
@@ -184,6 +248,8 @@ public struct ClusterConfig: Sendable, Hashable {
             return "\(c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000)ms"
         }
         var lines = [
+            "cluster_id: \"\(clusterID)\"",
+            "peer_transport: \(peerTransport.rawValue)",
             "profile: \(profile.rawValue)",
             "timing:",
             "  tick: \(ms(timing.tick))",
@@ -198,7 +264,10 @@ public struct ClusterConfig: Sendable, Hashable {
             "nodes:",
         ]
         for n in nodes {
-            lines += ["  - id: \(n.id)", "    address: \(n.address)", "    zone: \(n.zone)", "    data_dir: \(n.dataDirectory)"]
+            lines += [
+                "  - id: \(n.id)", "    address: \(n.address)", "    peer_port: \(n.peerPort)", "    zone: \(n.zone)",
+                "    data_dir: \(n.dataDirectory)",
+            ]
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -210,6 +279,12 @@ public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
     public var field: String
     public var message: String
     public var description: String { field.isEmpty ? "\(source) \(message)" : "\(source): \(field) \(message)" }
+}
+
+/// 1 to 64 of `A-Z a-z 0-9 . _ -`: it travels in every peer hello, and needs no escaping in YAML.
+private func isValidClusterID(_ s: String) -> Bool {
+    (1...64).contains(s.utf8.count)
+        && s.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D }
 }
 
 private func integer(_ value: Any, field: String, min: Int, _ fail: (String, String) -> ConfigError) throws(ConfigError) -> Int {

@@ -33,6 +33,8 @@ public final class Orchestrator: Sendable {
     private struct Waiter {
         var remaining: Set<TaskID>
         var continuation: CheckedContinuation<Bool, Never>
+        /// The timeout, cancelled when the tasks end first.
+        var timer: Task<Void, Never>?
     }
 
     private struct State {
@@ -154,18 +156,16 @@ public final class Orchestrator: Sendable {
             defer { s.nextWaiter += 1 }
             return s.nextWaiter
         }
-        return await withTaskGroup(of: Void.self) { group in
-            group.addTask {
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            // Registered first, then checked and timed: nothing can resume it before it exists,
+            // and a transition applied in between is not missed.
+            state.withLock { $0.waiters[id] = Waiter(remaining: ids, continuation: continuation) }
+            let timer = Task {
                 try? await Task.sleep(for: timeout)
                 self.state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume(returning: false)
             }
-            let done = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                state.withLock { $0.waiters[id] = Waiter(remaining: ids, continuation: continuation) }
-                // Registered first, then checked: a transition applied in between is not missed.
-                wake(checking: nil, only: id)
-            }
-            group.cancelAll()
-            return done
+            state.withLock { $0.waiters[id]?.timer = timer }
+            wake(checking: nil, only: id)
         }
     }
 
@@ -183,7 +183,10 @@ public final class Orchestrator: Sendable {
             var out: [CheckedContinuation<Bool, Never>] = []
             for (id, remaining) in updated {
                 if remaining.isEmpty {
-                    if let w = s.waiters.removeValue(forKey: id) { out.append(w.continuation) }
+                    if let w = s.waiters.removeValue(forKey: id) {
+                        w.timer?.cancel()
+                        out.append(w.continuation)
+                    }
                 } else {
                     s.waiters[id]?.remaining = remaining
                 }

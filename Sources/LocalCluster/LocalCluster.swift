@@ -34,14 +34,24 @@ public struct LocalCluster: Sendable {
         (0..<count).map { $0 < count / 2 + 1 ? "aws-us-east-1" : "gcp-europe-west1" }
     }
 
-    public func writeConfig(nodes count: Int, scheduler: SchedulerConfig = SchedulerConfig()) throws -> ClusterConfig {
-        let ports = try freePorts(count)
+    /// Writes `cluster.yaml` for `count` nodes on 127.0.0.1, each with two free ports (its address
+    /// and its peer port). A folder's cluster keeps its `cluster_id` across restarts; a new folder
+    /// gets a random one, so that nodes of two local clusters never talk to each other.
+    ///
+    /// - Parameter peerTransport: nil keeps the folder's previous choice (`nio` for a new folder).
+    public func writeConfig(
+        nodes count: Int, scheduler: SchedulerConfig = SchedulerConfig(), peerTransport: ClusterConfig.PeerTransportKind? = nil
+    ) throws -> ClusterConfig {
+        let ports = try freePorts(2 * count)
         let zones = Self.zones(count)
         let absolute = URL(fileURLWithPath: dir).standardizedFileURL.path
+        let previous = (try? String(contentsOfFile: configPath, encoding: .utf8)).flatMap { try? ClusterConfig.parse(yaml: $0) }
+        let clusterID = previous?.clusterID ?? "local-" + String(UInt64.random(in: 0...UInt64(UInt32.max)), radix: 16)
         let config = ClusterConfig(
+            clusterID: clusterID, peerTransport: peerTransport ?? previous?.peerTransport ?? .nio,
             nodes: (1...count).map { k in
                 ClusterConfig.Node(
-                    id: NodeID(k), host: "127.0.0.1", port: ports[k - 1], zone: zones[k - 1],
+                    id: NodeID(k), host: "127.0.0.1", port: ports[2 * k - 2], peerPort: ports[2 * k - 1], zone: zones[k - 1],
                     dataDirectory: "\(absolute)/n\(k)/data")
             }, scheduler: scheduler)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

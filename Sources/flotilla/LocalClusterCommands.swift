@@ -36,6 +36,16 @@ struct ClusterCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("For tests: milliseconds every agent adds to each task.", visibility: .hidden))
         var agentDelayMs = 0
 
+        @Option(
+            help: "How Raft messages travel between nodes: nio (frames on each node's peer port) or grpc (streams on the client port). Default: the folder's previous choice, else nio.",
+            transform: { text in
+                guard let kind = ClusterConfig.PeerTransportKind(rawValue: text) else {
+                    throw ValidationError("--peer-transport must be nio or grpc, got '\(text)'")
+                }
+                return kind
+            })
+        var peerTransport: ClusterConfig.PeerTransportKind?
+
         func validate() throws {
             guard (1...9).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 9") }
             guard (0...64).contains(agents) else { throw ValidationError("--agents must be between 0 and 64") }
@@ -58,7 +68,7 @@ struct ClusterCommand: AsyncParsableCommand {
             if let heartbeat { scheduler.heartbeatInterval = Millis(heartbeat * 1000) }
             if let deadAfter { scheduler.deadAfter = Millis(deadAfter * 1000) }
             if let problem = scheduler.problem { throw ValidationError(problem) }
-            let config = try cluster.writeConfig(nodes: nodes, scheduler: scheduler)
+            let config = try cluster.writeConfig(nodes: nodes, scheduler: scheduler, peerTransport: peerTransport)
             for n in config.nodes { _ = try cluster.start(n.id) }
             let leader = try await ClusterClient.withCluster(config.nodes.map(\.address)) { client -> UInt64? in
                 let deadline = ContinuousClock.now.advanced(by: .seconds(15))
@@ -70,7 +80,10 @@ struct ClusterCommand: AsyncParsableCommand {
                 }
                 return nil
             }
-            for n in config.nodes { print("node \(n.id): \(n.address) \(n.zone) pid \(cluster.pid(n.id).map(String.init) ?? "?")") }
+            for n in config.nodes {
+                let peers = config.peerTransport == .nio ? " (peers :\(n.peerPort))" : ""
+                print("node \(n.id): \(n.address)\(peers) \(n.zone) pid \(cluster.pid(n.id).map(String.init) ?? "?")")
+            }
             guard let leader else {
                 throw CLIError("the nodes started but elected no leader within 15 s; see \(dir)/n*/node.log")
             }
@@ -81,7 +94,8 @@ struct ClusterCommand: AsyncParsableCommand {
                 let pid = try cluster.startAgent(id, zone: zones[k % zones.count], slots: slots, extraArguments: extra)
                 print("agent \(id): \(zones[k % zones.count]), \(slots) slot\(slots == 1 ? "" : "s"), pid \(pid)")
             }
-            print("cluster up in \(dir): \(nodes) nodes, leader node \(leader), \(agents) agent\(agents == 1 ? "" : "s"); config \(cluster.configPath)")
+            print(
+                "cluster up in \(dir): \(nodes) nodes, leader node \(leader), \(agents) agent\(agents == 1 ? "" : "s"), peer transport \(config.peerTransport.rawValue); config \(cluster.configPath)")
         }
     }
 

@@ -13,8 +13,9 @@ struct NodeCommand: AsyncParsableCommand {
         commandName: "node",
         abstract: "Run one control-plane node.",
         discussion: """
-            Reads the cluster configuration (every node's id, address, zone and data directory, and \
-            the timing), opens this node's durable log, and serves peers and clients on its address. \
+            Reads the cluster configuration (every node's id, addresses, zone and data directory, the \
+            peer transport and the timing), opens this node's durable log, serves clients and agents \
+            on its address and peers on its peer port (or, with peer_transport: grpc, on its address). \
             SIGTERM or SIGINT stops it gracefully: a leader first hands leadership to its most \
             up-to-date peer. A crash (SIGKILL) loses nothing that was acknowledged.
             """
@@ -39,22 +40,51 @@ struct NodeCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: me.dataDirectory, withIntermediateDirectories: true)
         // Open the log now, so that a corrupt or locked data directory stops the node with its message.
         let storage = try Unchecked(FileLogStorage(directory: me.dataDirectory))
-        let peers = cluster.nodes.filter { $0.id != id }.map { GRPCPeerTransport.Peer(id: $0.id, host: $0.host, port: $0.port) }
-        let transport = GRPCPeerTransport(peers: peers)
+        let others = cluster.nodes.filter { $0.id != id }
+        let transport: any PeerTransport
+        let runTransport: @Sendable () async -> Void
+        switch cluster.peerTransport {
+        case .nio:
+            let nio = NIOPeerTransport(
+                localID: id, clusterID: cluster.clusterID,
+                peers: others.map { NIOPeerTransport.Peer(id: $0.id, host: $0.host, port: $0.peerPort) },
+                log: { say("flotilla node \(id): \($0)") })
+            (transport, runTransport) = (nio, { await nio.run() })
+        case .grpc:
+            let grpc = GRPCPeerTransport(peers: others.map { GRPCPeerTransport.Peer(id: $0.id, host: $0.host, port: $0.port) })
+            (transport, runTransport) = (grpc, { await grpc.run() })
+        }
         let faults = faultFile.map { _ in FaultInjectingTransport(wrapping: transport) }
         let manifest = ManifestStore()
         let node = NodeRuntime(
             options: cluster.nodeOptions(for: id), transport: faults ?? transport,
             storage: { storage.take() }, stateMachine: { FlotillaStateMachine(manifest: manifest) })
+        // Both peer transports' receiving sides deliver through here, past the fault filter.
+        let deliver: @Sendable ([Raft.Message]) -> Void = { messages in node.deliver(faults?.filterInbound(messages) ?? messages) }
         let orchestrator = Orchestrator(node: node, store: manifest, config: cluster.scheduler)
+        var services: [any RegistrableRPCService] = [
+            ControlPlaneService(node: node, config: cluster),
+            TasksService(orchestrator: orchestrator, config: cluster),
+            AgentsService(orchestrator: orchestrator, config: cluster),
+        ]
+        let listener: NIOPeerListener?
+        switch cluster.peerTransport {
+        case .nio:
+            // Bound before anything serves, so that a port in use stops the node at once.
+            do {
+                listener = try await NIOPeerListener.bind(
+                    host: me.host, port: me.peerPort, localID: id, clusterID: cluster.clusterID,
+                    acceptedPeers: Set(others.map(\.id)), log: { say("flotilla node \(id): \($0)") }, deliver: deliver)
+            } catch {
+                throw CLIError("node \(id) (peer_port \(me.peerPort)): \(error)")
+            }
+        case .grpc:
+            listener = nil
+            services.insert(RaftPeerService(deliver: deliver), at: 0)
+        }
         let server = GRPCServer(
             transport: HTTP2ServerTransport.Posix(address: .ipv4(host: me.host, port: me.port), transportSecurity: .plaintext),
-            services: [
-                RaftPeerService { messages in node.deliver(faults?.filterInbound(messages) ?? messages) },
-                ControlPlaneService(node: node, config: cluster),
-                TasksService(orchestrator: orchestrator, config: cluster),
-                AgentsService(orchestrator: orchestrator, config: cluster),
-            ])
+            services: services)
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { node.stop(transferLeadership: true) }
         defer { signals.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -69,10 +99,13 @@ struct NodeCommand: AsyncParsableCommand {
             // Fails if the address cannot be bound (not this machine's, or already in use).
             guard (try? await server.listeningAddress) != nil else {
                 group.cancelAll()
+                await listener?.close()
                 throw CLIError("cannot listen on \(me.address): is it this machine's address, and is the port free?")
             }
-            say("flotilla node \(id): serving \(me.address), zone \(me.zone), data \(me.dataDirectory)")
-            group.addTask { await transport.run() }
+            let peers = listener.map { "peers on \($0.host):\($0.port) (nio)" } ?? "peers on the same port (grpc)"
+            say("flotilla node \(id): serving \(me.address), \(peers), cluster \(cluster.clusterID), zone \(me.zone), data \(me.dataDirectory)")
+            if let listener { group.addTask { await listener.run() } }
+            group.addTask { await runTransport() }
             group.addTask { await orchestrator.run() }
             if let faults, let faultFile {
                 group.addTask {

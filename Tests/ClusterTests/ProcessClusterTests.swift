@@ -34,10 +34,10 @@ struct ProcessClusterTests {
     }
 
     /// A cluster started with `flotilla cluster up`, always taken down with `--purge`.
-    static func withProcessCluster(nodes: Int, _ body: (String, [String]) async throws -> Void) async throws {
+    static func withProcessCluster(nodes: Int, upArguments: [String] = [], _ body: (String, [String]) async throws -> Void) async throws {
         let dir = NSTemporaryDirectory() + "flotilla-it-\(UUID().uuidString.prefix(8))"
         defer { _ = try? flotilla(["cluster", "down", "--dir", dir, "--purge"]) }
-        let up = try flotilla(["cluster", "up", "--nodes", String(nodes), "--dir", dir])
+        let up = try flotilla(["cluster", "up", "--nodes", String(nodes), "--dir", dir] + upArguments)
         try #require(up.status == 0, "cluster up failed: \(up.output)")
         let config = try ClusterConfig.parse(yaml: String(contentsOfFile: dir + "/cluster.yaml", encoding: .utf8))
         try await body(dir, config.nodes.map(\.address))
@@ -73,6 +73,48 @@ struct ProcessClusterTests {
             #expect(rows.filter { $0["role"] as? String == "leader" }.count == 1)
             #expect(doc?["leader"] as? Int != nil)
         }
+    }
+
+    /// The fallback peer transport: the same cluster with `peer_transport: grpc` elects, commits
+    /// and survives a restart of a follower.
+    @Test func runsOnTheGRPCPeerTransport() async throws {
+        try await Self.withProcessCluster(nodes: 3, upArguments: ["--peer-transport", "grpc"]) { dir, addresses in
+            let config = try ClusterConfig.parse(yaml: String(contentsOfFile: dir + "/cluster.yaml", encoding: .utf8))
+            #expect(config.peerTransport == .grpc)
+            let leader = Int(try await Self.leader(addresses))
+            let follower = leader % 3 + 1
+            if let pid = Self.pid(dir, follower) { kill(pid, SIGKILL) }
+            try await ClusterClient.withCluster(addresses) { client in
+                for k in 1...10 { _ = try await client.propose(KeyValueStore.put(Self.key(k), [1])) }
+            }
+            #expect(try Self.flotilla(["cluster", "restart-node", String(follower), "--dir", dir]).status == 0)
+            let caughtUp = try await ClusterClient.withCluster([addresses[follower - 1]]) { client -> Bool in
+                for _ in 0..<200 {
+                    if let s = await client.status(of: addresses[follower - 1], timeout: .milliseconds(300)), s.appliedIndex >= 11 { return true }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return false
+            }
+            #expect(caughtUp)
+        }
+    }
+
+    /// A node whose peer port is taken stops at once, naming the port.
+    @Test func aNodeWhosePeerPortIsTakenRefusesToStart() throws {
+        let dir = NSTemporaryDirectory() + "flotilla-pp-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let taken = try ListeningSocket()
+        defer { taken.close() }
+        let address = try ListeningSocket()
+        let clientPort = address.port
+        address.close()
+        let yaml = "nodes:\n  - id: 1\n    address: 127.0.0.1:\(clientPort)\n    peer_port: \(taken.port)\n    zone: z\n    data_dir: \(dir)/data\n"
+        try yaml.write(toFile: dir + "/cluster.yaml", atomically: true, encoding: .utf8)
+        let run = try Self.flotilla(["node", "--id", "1", "--config", dir + "/cluster.yaml"], timeout: 20)
+        #expect(run.status != 0)
+        #expect(run.output.contains("peer_port \(taken.port)"), "\(run.output)")
+        #expect(run.output.contains("cannot listen for peers on 127.0.0.1:\(taken.port)"), "\(run.output)")
     }
 
     @Test func survivesSIGKILLOfTheLeaderUnderLoad() async throws {
@@ -189,4 +231,26 @@ struct ProcessClusterTests {
             #expect(run.output.contains("offset"), "\(run.output)")
         }
     }
+}
+
+/// A TCP socket listening on a free port of 127.0.0.1, to make that port unavailable.
+final class ListeningSocket {
+    private let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard fd >= 0, ok, listen(fd, 1) == 0 else { throw ClusterClient.Failure(description: "cannot listen on 127.0.0.1") }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    func close() { _ = Glibc.close(fd) }
 }
