@@ -46,6 +46,9 @@ let package = Package(
             name: "BenchStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictSettings),
         // bench's charts: gnuplot scripts and their data, rendered to PNG and SVG.
         .target(name: "BenchCharts", swiftSettings: strictSettings),
+        // The chaos suite's history checker: client operations with invocation and completion
+        // times, checked for lost, duplicated and stale results. Pure; no dependencies.
+        .target(name: "ChaosCheck", swiftSettings: strictSettings),
         // Benchmark statistics (summaries, bootstrap CIs, comparisons, scaling fits). No dependencies.
         .target(name: "BenchStatistics", swiftSettings: strictSettings),
         // Code generated from Protos/flotilla.proto by scripts/generate-protos.sh (committed).
@@ -152,6 +155,7 @@ let package = Package(
             swiftSettings: strictSettings),
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Raft"], swiftSettings: strictSettings),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: strictSettings),
+        .testTarget(name: "ChaosCheckTests", dependencies: ["ChaosCheck"], swiftSettings: strictSettings),
         .testTarget(name: "BenchStoreTests", dependencies: ["BenchStore"], swiftSettings: strictSettings),
         .testTarget(name: "BenchChartsTests", dependencies: ["BenchCharts"], swiftSettings: strictSettings),
         .testTarget(name: "BenchStatisticsTests", dependencies: ["BenchStatistics"], swiftSettings: strictSettings),
