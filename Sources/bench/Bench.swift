@@ -97,9 +97,10 @@ struct PhaseCommand: AsyncParsableCommand {
         @Option(help: "BLAS thread counts (default 1 and the core count).") var threads: String?
         @Option(help: "float32 or float64.") var precision = "float32"
 
-        func run() async throws {
-            let progress = Progress(quiet: false)
-            prepareKernel(progress)
+        func run() async throws { _ = try await perform(Progress(quiet: false)) }
+
+        /// Runs the phase with these options (defaults resolved here only; `bench all` calls it too).
+        func perform(_ progress: Progress) async throws -> Int64 {
             try await execute(phase: "baseline", common: common, progress: progress, parameters: parameters()) { context in
                 runBaseline(sizes: try sizes(), threads: try threadList(), precision: try prec(), context: context)
             }
@@ -128,14 +129,15 @@ struct PhaseCommand: AsyncParsableCommand {
         @Option(help: "Small submissions in the latency stream (default 2000; quick 400).") var stream: Int?
         @Option(help: "Concurrent clients of the stream.") var clients = 4
 
-        func run() async throws {
-            let progress = Progress(quiet: false)
+        func run() async throws { _ = try await perform(Progress(quiet: false)) }
+
+        func perform(_ progress: Progress) async throws -> Int64 {
             let n = nodes ?? (common.quick ? 3 : 5)
             let sizes = try parseList(size ?? (common.quick ? "256,1024,2048" : "512,1024,2048,4096"), "size", range: 1...65_536)
             let count = stream ?? (common.quick ? 400 : 2000)
             let parameters = ["nodes": String(n), "sizes": sizes.map(String.init).joined(separator: ","), "stream": String(count),
                               "clients": String(clients), "repeat": String(common.repeats), "warmup": String(common.warmups)]
-            try await execute(phase: "overhead", common: common, progress: progress, parameters: parameters) { context in
+            return try await execute(phase: "overhead", common: common, progress: progress, parameters: parameters) { context in
                 try await runOverhead(nodes: n, sizes: sizes, stream: count, streamClients: clients, context: context)
             }
         }
@@ -150,14 +152,15 @@ struct PhaseCommand: AsyncParsableCommand {
         @Option(help: "Matrix size (default 4096; quick 1024).") var size: Int?
         @Option(help: "Tasks per agent in each round.") var tasksPerAgent = 4
 
-        func run() async throws {
-            let progress = Progress(quiet: false)
+        func run() async throws { _ = try await perform(Progress(quiet: false)) }
+
+        func perform(_ progress: Progress) async throws -> Int64 {
             let n = nodes ?? (common.quick ? 3 : 5)
             let counts = try parseList(agents ?? (common.quick ? "1,2,3" : "1,2,3,4,5"), "agents", range: 1...64)
             let s = size ?? (common.quick ? 1024 : 4096)
             let parameters = ["nodes": String(n), "agents": counts.map(String.init).joined(separator: ","), "size": String(s),
                               "tasks_per_agent": String(tasksPerAgent), "repeat": String(common.repeats), "warmup": String(common.warmups)]
-            try await execute(phase: "scaling", common: common, progress: progress, parameters: parameters) { context in
+            return try await execute(phase: "scaling", common: common, progress: progress, parameters: parameters) { context in
                 try await runScaling(nodes: n, agentCounts: counts, size: s, tasksPerAgent: tasksPerAgent, context: context)
             }
         }
@@ -173,14 +176,15 @@ struct PhaseCommand: AsyncParsableCommand {
         @Option(help: "Matrix size of the load (default 2000; quick 512).") var size: Int?
         @Option(help: "What to kill: leader or agent.") var victim = "leader"
 
-        func run() async throws {
-            let progress = Progress(quiet: false)
+        func run() async throws { _ = try await perform(Progress(quiet: false)) }
+
+        func perform(_ progress: Progress) async throws -> Int64 {
             guard let v = FailoverVictim(rawValue: victim) else { throw ValidationError("--victim must be leader or agent") }
             let n = nodes ?? (common.quick ? 3 : 5)
             let t = trials ?? (common.quick ? 3 : 10)
             let s = size ?? (common.quick ? 512 : 2000)
             let parameters = ["nodes": String(n), "agents": String(agents), "trials": String(t), "size": String(s), "victim": victim]
-            try await execute(phase: "failover", common: common, progress: progress, parameters: parameters) { context in
+            return try await execute(phase: "failover", common: common, progress: progress, parameters: parameters) { context in
                 try await runFailover(nodes: n, agents: agents, trials: t, size: s, victim: v, context: context)
             }
         }
@@ -195,27 +199,17 @@ struct AllCommand: AsyncParsableCommand {
 
     func run() async throws {
         let progress = Progress(quiet: false)
-        prepareKernel(progress)
-        let q = common.quick
-        var ids: [Int64] = []
-        ids.append(try await execute(phase: "baseline", common: common, progress: progress,
-            parameters: ["sizes": q ? "500,1000,2000" : "1000,2000,4096,8192"]) { context in
-            runBaseline(sizes: q ? [500, 1000, 2000] : [1000, 2000, 4096, 8192], threads: Array(Set([1, CPUInfo.logicalCores])).sorted(),
-                precision: .float32, context: context)
-        })
-        ids.append(try await execute(phase: "overhead", common: common, progress: progress,
-            parameters: ["nodes": q ? "3" : "5", "sizes": q ? "256,1024,2048" : "512,1024,2048,4096"]) { context in
-            try await runOverhead(nodes: q ? 3 : 5, sizes: q ? [256, 1024, 2048] : [512, 1024, 2048, 4096], stream: q ? 400 : 2000,
-                streamClients: 4, context: context)
-        })
-        ids.append(try await execute(phase: "scaling", common: common, progress: progress,
-            parameters: ["nodes": q ? "3" : "5", "agents": q ? "1,2,3" : "1,2,3,4,5", "size": q ? "1024" : "4096"]) { context in
-            try await runScaling(nodes: q ? 3 : 5, agentCounts: q ? [1, 2, 3] : [1, 2, 3, 4, 5], size: q ? 1024 : 4096, tasksPerAgent: 4, context: context)
-        })
-        ids.append(try await execute(phase: "failover", common: common, progress: progress,
-            parameters: ["nodes": q ? "3" : "5", "trials": q ? "3" : "10", "size": q ? "512" : "2000", "victim": "leader"]) { context in
-            try await runFailover(nodes: q ? 3 : 5, agents: 2, trials: q ? 3 : 10, size: q ? 512 : 2000, victim: .leader, context: context)
-        })
+        // Each phase with its own defaults (quick or full, exactly as `bench phase` has them) and
+        // these common options.
+        var baseline = try PhaseCommand.Baseline.parse([])
+        var overhead = try PhaseCommand.Overhead.parse([])
+        var scaling = try PhaseCommand.Scaling.parse([])
+        var failover = try PhaseCommand.Failover.parse([])
+        (baseline.common, overhead.common, scaling.common, failover.common) = (common, common, common, common)
+        let ids = [
+            try await baseline.perform(progress), try await overhead.perform(progress),
+            try await scaling.perform(progress), try await failover.perform(progress),
+        ]
         let store = try RunStore(path: common.db)
         let path = try writeReport(store: store, runIDs: ids, results: common.results, plots: common.plots)
         progress.line("report: \(path)")
