@@ -92,6 +92,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings),
         // Local clusters of node and agent processes in one folder (`flotilla cluster`, bench).
+        // A TCP proxy per peer link whose cut, delay, jitter and loss the chaos suite changes at run
+        // time: real sockets between real processes, in user space (this kernel has no netem).
+        .target(
+            name: "FaultProxy",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: strictSettings),
         .target(name: "LocalCluster", dependencies: ["ControlPlane", "Manifest", "Kernels", "Raft"], swiftSettings: strictSettings),
         // Measures the peer transport candidates (gRPC client streams vs length-prefixed frames on
         // SwiftNIO) between two processes on loopback; docs/transport.md records the result.
@@ -123,6 +129,9 @@ let package = Package(
             name: "bench",
             dependencies: [
                 "BenchStore", "BenchCharts", "BenchStatistics", "ControlPlane", "LocalCluster", "Kernels", "Manifest", "FlotillaProto",
+                "FaultProxy", "ChaosCheck",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -156,6 +165,10 @@ let package = Package(
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Raft"], swiftSettings: strictSettings),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: strictSettings),
         .testTarget(name: "ChaosCheckTests", dependencies: ["ChaosCheck"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "FaultProxyTests",
+            dependencies: ["FaultProxy", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: strictSettings),
         .testTarget(name: "BenchStoreTests", dependencies: ["BenchStore"], swiftSettings: strictSettings),
         .testTarget(name: "BenchChartsTests", dependencies: ["BenchCharts"], swiftSettings: strictSettings),
         .testTarget(name: "BenchStatisticsTests", dependencies: ["BenchStatistics"], swiftSettings: strictSettings),

@@ -104,6 +104,18 @@ public final class ClusterClient: Sendable {
         try await withRetries(timeout: timeout, call)
     }
 
+    /// Runs `call` once on the node at `address` (one of this client's): no hint following, no
+    /// retry. For tests that must know which node answered (the chaos suite's pinned clients).
+    public func callOnce<R: Sendable>(
+        on address: String, _ call: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R
+    ) async throws -> R {
+        guard let client = clients[address] else { throw Failure(description: "\(address) is not one of this client's nodes") }
+        return try await call(client)
+    }
+
+    /// The nodes this client knows (host:port).
+    public var nodeAddresses: [String] { addresses }
+
     /// Borrows a session (client id, next sequence number) for one exactly-once proposal; the
     /// session's next proposal uses a higher number whatever the outcome.
     public func withSession<R: Sendable>(_ body: (_ clientID: String, _ sequence: UInt64) async throws -> R) async throws -> R {

@@ -115,6 +115,9 @@ public struct ClusterConfig: Sendable, Hashable {
         options.tickInterval = timing.tick
         options.requestTimeout = timing.requestTimeout
         options.snapshotInterval = timing.snapshotInterval
+        // Half the election timeout: a leader this slow still sends heartbeats in time, but holds
+        // every commit back; it hands over before its followers would have to depose it.
+        options.slowSyncThreshold = timing.tick * timing.electionTicks / 2
         return options
     }
 

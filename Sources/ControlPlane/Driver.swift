@@ -34,6 +34,8 @@ final class Driver {
     private var ticks: UInt64 = 0
     private let timeoutTicks: UInt64
     private var stopping: (transfer: Bool, deadline: UInt64)?
+    /// Syncs in a row slower than `options.slowSyncThreshold` while leading.
+    private var slowSyncs = 0
     private(set) var finished = false
 
     init(options: NodeOptions, transport: any PeerTransport, storage: any LogStorage, stateMachine: any ReplicatedStateMachine) throws {
@@ -141,6 +143,21 @@ final class Driver {
         return .refused(error)
     }
 
+    /// A leader whose syncs keep being slow steps aside (see ``NodeOptions/slowSyncThreshold``).
+    private func noteSync(took: Duration) {
+        guard let threshold = options.slowSyncThreshold, raft.role == .leader else {
+            slowSyncs = 0
+            return
+        }
+        slowSyncs = took > threshold ? slowSyncs + 1 : 0
+        guard slowSyncs >= options.slowSyncCount, stopping == nil,
+            let best = raft.status.peers.filter({ raft.configuration.contains($0.id) && $0.id != raft.id }).max(by: { $0.match < $1.match })
+        else { return }
+        slowSyncs = 0
+        options.log("disk too slow to lead (\(options.slowSyncCount) syncs in a row over \(threshold), the last \(took)): handing leadership to node \(best.id)")
+        try? raft.transferLeadership(to: best.id)
+    }
+
     private func beginStop(transfer: Bool) {
         guard stopping == nil else { return }
         let waitTicks = UInt64(options.raft.electionTimeout * 2)
@@ -182,12 +199,15 @@ final class Driver {
     func drain() throws {
         while raft.hasReady {
             let rd = raft.ready()
+            let started = ContinuousClock.now
             do {
                 try storage.persist(rd)
             } catch {
+                options.log("storage failed, stopping: \(error)")
                 failAll(.storageFailed("\(error)"))
                 throw error
             }
+            if rd.mustPersist { noteSync(took: started.duration(to: .now)) }
             if !rd.messages.isEmpty { transport.send(rd.messages) }
             if let s = rd.snapshot { try restore(s.data) }
             for e in rd.committedEntries { apply(e) }

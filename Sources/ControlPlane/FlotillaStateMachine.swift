@@ -10,6 +10,9 @@ public final class ManifestStore: Sendable {
 
     public init() {}
 
+    /// Deliberate bugs, for tests that show the checkers catch them (never in a real deployment).
+    package func inject(_ bugs: Set<ManifestBug>) { state.withLock { $0.injectedBugs = bugs } }
+
     /// Runs `body` on the current manifest (under a lock: keep it short).
     public func read<T>(_ body: (borrowing TaskManifest) throws -> T) rethrows -> T {
         try state.withLock { try body($0) }

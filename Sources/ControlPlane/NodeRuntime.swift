@@ -16,6 +16,13 @@ public struct NodeOptions: Sendable {
     public var snapshotInterval: UInt64 = 10_000
     /// A proposal or read not answered within this is failed with ``NodeError/timedOut``.
     public var requestTimeout: Duration = .seconds(5)
+    /// A leader whose disk is this slow (`slowSyncCount` syncs in a row each took longer) hands
+    /// leadership to its most up-to-date peer: with a sick disk it would hold every commit back.
+    /// Nil: never (by default one election timeout, from ``ClusterConfig``).
+    public var slowSyncThreshold: Duration?
+    public var slowSyncCount = 3
+    /// Where the node says what it does on its own (leadership hand-offs, storage failures).
+    public var log: @Sendable (String) -> Void = { _ in }
 
     public init(raft: RaftConfig, bootstrap: Configuration) {
         self.raft = raft

@@ -17,14 +17,25 @@ public struct LocalCluster: Sendable {
     public let dir: String
     /// The `flotilla` executable that runs nodes and agents.
     public let executable: String
+    /// Start nodes with the test-only fault hooks: `<dir>/n<ID>/faults` (peers to cut off) and
+    /// `<dir>/n<ID>/disk-faults` (a slow or failing disk). The chaos suite sets it.
+    public var faultHooks: Bool
 
     /// - Parameter executable: the `flotilla` binary (default: this process's own executable).
-    public init(dir: String, executable: String? = nil) {
+    public init(dir: String, executable: String? = nil, faultHooks: Bool = false) {
         self.dir = dir
         self.executable = executable ?? currentExecutable()
+        self.faultHooks = faultHooks
     }
 
     public var configPath: String { dir + "/cluster.yaml" }
+    /// A node's own copy of the configuration, if it has one (the chaos suite writes one per node
+    /// whose peers' ports are those of fault-injecting proxies); else the cluster's.
+    public func nodeConfigPath(_ id: NodeID) -> String {
+        let own = nodeDir(id) + "/cluster.yaml"
+        return FileManager.default.fileExists(atPath: own) ? own : configPath
+    }
+    public func diskFaultPath(_ id: NodeID) -> String { nodeDir(id) + "/disk-faults" }
     public func nodeDir(_ id: NodeID) -> String { "\(dir)/n\(id)" }
     public func pidPath(_ id: NodeID) -> String { nodeDir(id) + "/node.pid" }
     public func logPath(_ id: NodeID) -> String { nodeDir(id) + "/node.log" }
@@ -40,7 +51,8 @@ public struct LocalCluster: Sendable {
     ///
     /// - Parameter peerTransport: nil keeps the folder's previous choice (`nio` for a new folder).
     public func writeConfig(
-        nodes count: Int, scheduler: SchedulerConfig = SchedulerConfig(), peerTransport: ClusterConfig.PeerTransportKind? = nil
+        nodes count: Int, scheduler: SchedulerConfig = SchedulerConfig(), peerTransport: ClusterConfig.PeerTransportKind? = nil,
+        profile: ClusterConfig.Profile = .lan
     ) throws -> ClusterConfig {
         let ports = try freePorts(2 * count)
         let zones = Self.zones(count)
@@ -48,7 +60,7 @@ public struct LocalCluster: Sendable {
         let previous = (try? String(contentsOfFile: configPath, encoding: .utf8)).flatMap { try? ClusterConfig.parse(yaml: $0) }
         let clusterID = previous?.clusterID ?? "local-" + String(UInt64.random(in: 0...UInt64(UInt32.max)), radix: 16)
         let config = ClusterConfig(
-            clusterID: clusterID, peerTransport: peerTransport ?? previous?.peerTransport ?? .nio,
+            clusterID: clusterID, peerTransport: peerTransport ?? previous?.peerTransport ?? .nio, profile: profile,
             nodes: (1...count).map { k in
                 ClusterConfig.Node(
                     id: NodeID(k), host: "127.0.0.1", port: ports[2 * k - 2], peerPort: ports[2 * k - 1], zone: zones[k - 1],
@@ -59,10 +71,12 @@ public struct LocalCluster: Sendable {
         return config
     }
 
-    /// Test hook: `FLOTILLA_FAULT_FILES=1` makes every node watch `<dir>/n<ID>/faults` for peers
-    /// to cut off (see `flotilla node --fault-file`).
+    /// Test hooks: with ``faultHooks`` (or `FLOTILLA_FAULT_FILES=1`) every node watches
+    /// `<dir>/n<ID>/faults` for peers to cut off and `<dir>/n<ID>/disk-faults` for disk faults
+    /// (see `flotilla node --fault-file` and `--disk-fault-file`).
     public func extraNodeArguments(_ id: NodeID) -> [String] {
-        ProcessInfo.processInfo.environment["FLOTILLA_FAULT_FILES"] == "1" ? ["--fault-file", nodeDir(id) + "/faults"] : []
+        guard faultHooks || ProcessInfo.processInfo.environment["FLOTILLA_FAULT_FILES"] == "1" else { return [] }
+        return ["--fault-file", nodeDir(id) + "/faults", "--disk-fault-file", diskFaultPath(id)]
     }
 
     public func pid(_ id: NodeID) -> Int32? {
@@ -75,7 +89,7 @@ public struct LocalCluster: Sendable {
     /// Starts `flotilla node` for `id` in the background, its output appended to its log.
     public func start(_ id: NodeID) throws -> Int32 {
         try FileManager.default.createDirectory(atPath: nodeDir(id), withIntermediateDirectories: true)
-        let pid = try spawn(["node", "--id", String(id), "--config", configPath] + extraNodeArguments(id), log: logPath(id))
+        let pid = try spawn(["node", "--id", String(id), "--config", nodeConfigPath(id)] + extraNodeArguments(id), log: logPath(id))
         try "\(pid)\n".write(toFile: pidPath(id), atomically: true, encoding: .utf8)
         return pid
     }

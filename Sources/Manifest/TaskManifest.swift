@@ -107,7 +107,7 @@ public struct TaskManifest: Sendable {
     }
 
     private mutating func submit(key: String, spec: TaskSpec, count: UInt32, at: Millis) -> ManifestReply {
-        if !key.isEmpty, let existing = keys[key] {
+        if !key.isEmpty, injectedBugs.isEmpty || !injectedBugs.contains(.ignoreSubmissionKeys), let existing = keys[key] {
             return .submitted(first: existing.first, count: existing.count, existing: true)
         }
         if let problem = spec.problem { return .refused(problem) }
@@ -290,4 +290,7 @@ package enum ManifestBug: String, Sendable, Hashable, CaseIterable {
     case unfencedReports
     /// `agentDead` marks the agent dead but leaves its attempts active: its tasks are not re-queued.
     case noRequeueOnDeath
+    /// A submission whose key was seen before creates new tasks (idempotency lost): for the chaos
+    /// suite's test that its checker catches a real cluster's duplicates.
+    case ignoreSubmissionKeys
 }

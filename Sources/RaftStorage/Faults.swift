@@ -1,3 +1,5 @@
+import Synchronization
+
 extension FileLogStorage {
     /// Faults to inject into a store's syncs, for chaos tests. Off unless passed explicitly to
     /// ``FileLogStorage/init(directory:segmentSize:faults:)``; a real node never sets them.
@@ -20,5 +22,29 @@ extension FileLogStorage {
 
         /// No faults: what a real node uses.
         public static let none = Faults()
+    }
+}
+
+/// Sync faults switched on and off while a store runs: the chaos suite's slow or failing disk
+/// (`flotilla node --disk-fault-file`, a hidden test flag). A real node never creates one.
+public final class SyncFaultControl: Sendable {
+    private let state = Mutex<(delay: Duration, failNext: Bool)>((.zero, false))
+
+    public init() {}
+
+    /// Every sync from now on sleeps this long first (`.zero`: a healthy disk again).
+    public func setDelay(_ delay: Duration) { state.withLock { $0.delay = delay } }
+
+    /// The next sync fails as a power cut would (see ``FileLogStorage/Faults/failSyncAfter``).
+    public func failNextSync() { state.withLock { $0.failNext = true } }
+
+    public var delay: Duration { state.withLock { $0.delay } }
+
+    /// The delay for this sync, and whether it must fail (a failure is consumed).
+    func take() -> (delay: Duration, fail: Bool) {
+        state.withLock { s in
+            defer { s.failNext = false }
+            return (s.delay, s.failNext)
+        }
     }
 }

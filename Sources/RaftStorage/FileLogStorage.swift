@@ -41,10 +41,13 @@ public final class FileLogStorage: LogStorage {
     ///   - directory: the node's data directory; created if missing (its parent must exist).
     ///   - segmentSize: a log segment is closed and a new one started once it reaches this many bytes.
     ///   - faults: for chaos tests only; see ``Faults``.
+    ///   - control: for chaos tests only: faults switched while the store runs; see ``SyncFaultControl``.
     /// - Throws: ``StorageError``: `.locked` if another store has the directory open, `.corrupt` or
     ///   `.missing` if the data is damaged beyond a torn write, `.io` if a system call fails.
-    public init(directory: String, segmentSize: Int = 64 << 20, faults: Faults = .none) throws(StorageError) {
-        syncer = Syncer(faults: faults)
+    public init(
+        directory: String, segmentSize: Int = 64 << 20, faults: Faults = .none, control: SyncFaultControl? = nil
+    ) throws(StorageError) {
+        syncer = Syncer(faults: faults, control: control)
         let walPath = directory + "/wal"
         let snapPath = directory + "/snap"
         if try FileSystem.makeDirectory(directory) {

@@ -42,7 +42,7 @@ public enum StorageError: Error, Sendable, Hashable, CustomStringConvertible {
             return "storage refuses further work because an earlier write or sync failed (\(cause)); "
                 + "what is on disk is uncertain: restart the node, which recovers what was made durable"
         case .injectedSyncFailure(let path, let sync):
-            return "sync #\(sync) of \(path) failed on purpose (FileLogStorage.Faults.failSyncAfter); "
+            return "sync #\(sync) of \(path) failed on purpose (an injected disk fault); "
                 + "the bytes written since the previous sync were discarded, as a power cut would"
         case .entriesNotContiguous(let first, let lastStored):
             return "the entries to persist start at index \(first) but the stored log ends at \(lastStored): "

@@ -4,10 +4,14 @@ import Glibc
 /// delay or fail them. Faults take effect once ``arm()`` is called, after the store has opened.
 final class Syncer {
     private let faults: FileLogStorage.Faults
+    private let control: SyncFaultControl?
     private var armed = false
     private var count = 0
 
-    init(faults: FileLogStorage.Faults) { self.faults = faults }
+    init(faults: FileLogStorage.Faults, control: SyncFaultControl?) {
+        self.faults = faults
+        self.control = control
+    }
 
     func arm() { armed = true }
 
@@ -17,6 +21,11 @@ final class Syncer {
             count += 1
             if faults.syncDelay > .zero { sleep(faults.syncDelay) }
             if count == faults.failSyncAfter { throw .injectedSyncFailure(path: file.path, sync: count) }
+            if let control {
+                let (delay, fail) = control.take()
+                if delay > .zero { sleep(delay) }
+                if fail { throw .injectedSyncFailure(path: file.path, sync: count) }
+            }
         }
         try file.sync(dataOnly: dataOnly)
     }

@@ -16,7 +16,7 @@ struct Bench: AsyncParsableCommand {
             a CSV under results/ and charts under plots/. Start with `bench all --quick`.
             """,
         subcommands: [PhaseCommand.self, AllCommand.self, ListCommand.self, ShowCommand.self, ExportCommand.self,
-                      ReportCommand.self, CompareCommand.self, TagCommand.self])
+                      ReportCommand.self, CompareCommand.self, TagCommand.self, ChaosCommand.self])
 }
 
 /// Options every measuring command takes.
@@ -251,7 +251,9 @@ func execute(
     try store.addSamples(samples)
     let summaries = summarize(runID: id, samples: samples)
     try store.addSummaries(summaries)
-    try store.finishRun(id: id, status: .completed, finishedAt: Date(), notes: output.notes.joined(separator: "\n"), clusterConfig: output.clusterConfig)
+    try store.finishRun(
+        id: id, status: output.failure == nil ? .completed : .failed, finishedAt: Date(),
+        notes: (output.notes + (output.failure.map { ["FAILED: " + $0] } ?? [])).joined(separator: "\n"), clusterConfig: output.clusterConfig)
     // CSV and charts.
     try FileManager.default.createDirectory(atPath: common.results, withIntermediateDirectories: true)
     let csvPath = "\(common.results)/\(phase)-run\(id).csv"
@@ -264,6 +266,7 @@ func execute(
     } else {
         printSummaries(summaries)
     }
+    if let failure = output.failure { throw BenchError(failure) }
     return id
 }
 

@@ -18,6 +18,9 @@ struct PhaseOutput: Sendable {
     var notes: [String] = []
     /// The cluster configuration the phase ran (YAML), if it started one.
     var clusterConfig = ""
+    /// Set when the phase measured everything but a guarantee broke (the chaos suite's verdict):
+    /// the samples are stored, the run is marked failed, and bench exits with this message.
+    var failure: String?
 
     mutating func add(_ metric: String, _ unit: String, _ value: Double, _ labels: [String: String] = [:], warmup: Bool = false, at: Double? = nil) {
         measurements.append(Measurement(metric: metric, unit: unit, value: value, labels: labels, warmup: warmup, at: at))

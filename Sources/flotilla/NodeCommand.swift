@@ -3,6 +3,7 @@ import ControlPlane
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Manifest
 import Raft
 import RaftStorage
 import RaftTransport
@@ -32,6 +33,11 @@ struct NodeCommand: AsyncParsableCommand {
         visibility: .hidden))
     var faultFile: String?
 
+    @Option(help: ArgumentHelp(
+        "For tests: a file saying how this node's disk misbehaves, re-read every 50 ms: 'delay MS' (every fsync sleeps MS first), 'fail' (the next fsync fails), or nothing (healthy).",
+        visibility: .hidden))
+    var diskFaultFile: String?
+
     func run() async throws {
         let cluster = try loadClusterConfig(config)
         guard let me = cluster.node(id) else {
@@ -39,7 +45,8 @@ struct NodeCommand: AsyncParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: me.dataDirectory, withIntermediateDirectories: true)
         // Open the log now, so that a corrupt or locked data directory stops the node with its message.
-        let storage = try Unchecked(FileLogStorage(directory: me.dataDirectory))
+        let diskFaults = diskFaultFile.map { _ in SyncFaultControl() }
+        let storage = try Unchecked(FileLogStorage(directory: me.dataDirectory, control: diskFaults))
         let others = cluster.nodes.filter { $0.id != id }
         let transport: any PeerTransport
         let runTransport: @Sendable () async -> Void
@@ -56,8 +63,18 @@ struct NodeCommand: AsyncParsableCommand {
         }
         let faults = faultFile.map { _ in FaultInjectingTransport(wrapping: transport) }
         let manifest = ManifestStore()
+        // For the chaos suite's test that its checker catches a broken cluster (never set otherwise).
+        if let name = ProcessInfo.processInfo.environment["FLOTILLA_INJECT_MANIFEST_BUG"] {
+            guard let bug = ManifestBug(rawValue: name) else {
+                throw CLIError("FLOTILLA_INJECT_MANIFEST_BUG: unknown bug '\(name)' (\(ManifestBug.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            manifest.inject([bug])
+            say("flotilla node \(id): WARNING: running with the deliberate manifest bug '\(name)' (FLOTILLA_INJECT_MANIFEST_BUG), for tests only")
+        }
+        var options = cluster.nodeOptions(for: id)
+        options.log = { say("flotilla node \(id): \($0)") }
         let node = NodeRuntime(
-            options: cluster.nodeOptions(for: id), transport: faults ?? transport,
+            options: options, transport: faults ?? transport,
             storage: { storage.take() }, stateMachine: { FlotillaStateMachine(manifest: manifest) })
         // Both peer transports' receiving sides deliver through here, past the fault filter.
         let deliver: @Sendable ([Raft.Message]) -> Void = { messages in node.deliver(faults?.filterInbound(messages) ?? messages) }
@@ -116,12 +133,49 @@ struct NodeCommand: AsyncParsableCommand {
                     }
                 }
             }
+            if let diskFaults, let diskFaultFile {
+                group.addTask { try await watchDiskFaults(diskFaultFile, diskFaults, node: id) }
+            }
             // The node's end (graceful stop, or a storage failure) ends the process.
             defer { group.cancelAll() }
-            try await node.run()
+            do {
+                try await node.run()
+            } catch {
+                // Storage failed: what is on disk is uncertain, so the process must go now (a
+                // restart recovers what was made durable). Requests in flight were already failed;
+                // their answers get half a second to leave, then the process ends without unwinding
+                // (streams such as agents' assignments would hold a graceful shutdown open).
+                say("flotilla node \(id): exiting: \(error)")
+                server.beginGracefulShutdown()
+                try? await Task.sleep(for: .milliseconds(500))
+                _exit(1)
+            }
             server.beginGracefulShutdown()
         }
         say("flotilla node \(id): stopped")
+    }
+}
+
+/// Applies the disk fault a test writes into `path` (see `--disk-fault-file`), on every change.
+private func watchDiskFaults(_ path: String, _ control: SyncFaultControl, node: UInt64) async throws {
+    var last = ""
+    while !Task.isCancelled {
+        let text = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        if text != last {
+            last = text
+            let words = text.split(separator: " ")
+            if words.first == "delay", words.count == 2, let ms = Int(words[1]) {
+                control.setDelay(.milliseconds(ms))
+                say("flotilla node \(node): injected disk fault: every fsync now sleeps \(ms) ms first")
+            } else if text == "fail" {
+                control.failNextSync()
+                say("flotilla node \(node): injected disk fault: the next fsync fails")
+            } else {
+                control.setDelay(.zero)
+                if !text.isEmpty { say("flotilla node \(node): ignoring unknown disk fault '\(text)' (expected 'delay MS' or 'fail')") }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(50))
     }
 }
 

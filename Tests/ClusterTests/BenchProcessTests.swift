@@ -12,7 +12,7 @@ struct BenchProcessTests {
         return URL(fileURLWithPath: ProcessClusterTests.executable).deletingLastPathComponent().appendingPathComponent("bench").path
     }()
 
-    static func run(_ arguments: [String], timeout: Double = 240) throws -> (status: Int32, output: String) {
+    static func run(_ arguments: [String], timeout: Double = 240, environment extra: [String: String] = [:]) throws -> (status: Int32, output: String) {
         let outputPath = NSTemporaryDirectory() + "bench-out-\(UUID().uuidString)"
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
@@ -22,6 +22,7 @@ struct BenchProcessTests {
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["FLOTILLA_BIN"] = ProcessClusterTests.executable
+        env.merge(extra) { _, new in new }
         process.environment = env
         process.standardOutput = output
         process.standardError = output

@@ -1,0 +1,108 @@
+import ArgumentParser
+import ChaosCheck
+import Foundation
+
+/// `bench chaos`: the fault scenarios on a real local cluster, every client operation checked.
+struct ChaosCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chaos",
+        abstract: "Inject faults into a real 5-node cluster under load; check every client operation; time the recovery.",
+        discussion: """
+            Each scenario starts its own cluster (nodes and agents on 127.0.0.1, every peer link through \
+            a fault-injecting TCP proxy), runs a steady load of clients that submit tasks (through the \
+            retrying client, or pinned to one node), re-submit keys whose outcome was unknown, and read \
+            tasks; injects its faults; heals everything; and checks the recorded history: every \
+            acknowledged submission exists once and finishes, nothing succeeds twice, no read is stale, \
+            and every node holds the same manifest. Recovery times are stored like any phase's samples.
+
+            Scenarios: \(ChaosScenario.allCases.map(\.rawValue).joined(separator: ", ")).
+
+            A failed scenario prints its seed and the command that replays its fault schedule, keeps \
+            the cluster folder (config, data, node and agent logs, history.txt), and bench exits 1.
+            """)
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: "Scenarios, comma-separated, or 'all'.")
+    var scenario = "all"
+
+    @Option(help: "Seed of the fault schedule and the clients' choices (victims, which node a pinned client uses, jitter).")
+    var seed: UInt64 = 1
+
+    @Option(help: "Control-plane nodes (3 or more; the zone split needs 2 zones).") var nodes = 5
+    @Option(help: "Agents.") var agents = 3
+    @Option(help: "Concurrent load clients.") var clients = 4
+    @Option(help: "Matrix size of the load's tasks (small: the control plane is what is tested).") var size: UInt32 = 128
+    @Option(help: "Seconds of load before the first fault (default 5; quick 3).") var warmupSeconds: Double?
+    @Option(help: "Seconds a fault lasts (default 5; quick 2).") var hold: Double?
+    @Option(help: "Seconds of load after a fault heals (default 5; quick 2).") var recovery: Double?
+
+    func validate() throws {
+        guard nodes >= 3 else { throw ValidationError("--nodes must be at least 3") }
+        guard (1...64).contains(agents), (1...64).contains(clients) else { throw ValidationError("--agents and --clients must be between 1 and 64") }
+        guard (16...4096).contains(size) else { throw ValidationError("--size must be between 16 and 4096") }
+        _ = try scenarios()
+    }
+
+    func scenarios() throws -> [ChaosScenario] {
+        if scenario == "all" { return ChaosScenario.allCases }
+        return try scenario.split(separator: ",").map { name in
+            guard let s = ChaosScenario(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--scenario: '\(name)' is not one of all, \(ChaosScenario.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return s
+        }
+    }
+
+    var settings: ChaosSettings {
+        ChaosSettings(
+            nodes: nodes, agents: agents, clients: clients, size: size,
+            warmup: warmupSeconds ?? (common.quick ? 3 : 5), hold: hold ?? (common.quick ? 2 : 5), recovery: recovery ?? (common.quick ? 2 : 5),
+            seed: seed, quick: common.quick)
+    }
+
+    func run() async throws {
+        let progress = Progress(quiet: false)
+        let list = try scenarios()
+        let settings = settings
+        let parameters = [
+            "scenarios": list.map(\.rawValue).joined(separator: ","), "seed": String(seed), "nodes": String(nodes), "agents": String(agents),
+            "clients": String(clients), "size": String(size), "warmup_s": String(settings.warmup), "hold_s": String(settings.hold),
+            "recovery_s": String(settings.recovery), "mechanism": ChaosCluster.mechanism,
+        ]
+        try await execute(phase: "chaos", common: common, progress: progress, parameters: parameters) { context in
+            var out = PhaseOutput()
+            var failed: [String] = []
+            for (k, s) in list.enumerated() {
+                context.progress.step("chaos", s.rawValue, done: k, total: list.count)
+                let r = try await runChaosScenario(s, settings: settings, workDir: context.workDirectory, keep: context.keepCluster, progress: context.progress)
+                out.measurements += r.output.measurements
+                out.notes += r.output.notes
+                if out.clusterConfig.isEmpty { out.clusterConfig = r.output.clusterConfig }
+                context.progress.line(verdictLine(r))
+                if !r.passed {
+                    for a in r.report.anomalies.prefix(20) { context.progress.line("[chaos]   \(a)") }
+                    for f in r.failures { context.progress.line("[chaos]   \(f)") }
+                    let replay = "bench chaos --scenario \(s.rawValue) --seed \(seed)" + (common.quick ? " --quick" : "")
+                    context.progress.line("[chaos]   replay: \(replay); logs and history kept in \(r.dir)")
+                    failed.append("\(s.rawValue) (replay: \(replay))")
+                    out.notes.append("\(s.rawValue) FAILED: " + (r.report.anomalies.map(\.description) + r.failures).prefix(5).joined(separator: "; "))
+                }
+            }
+            context.progress.step("chaos", "done", done: list.count, total: list.count)
+            if !failed.isEmpty { out.failure = "chaos: \(failed.count) scenario(s) failed: \(failed.joined(separator: ", "))" }
+            return out
+        }
+    }
+}
+
+private func verdictLine(_ r: ChaosResult) -> String {
+    let m = r.output.measurements
+    func first(_ metric: String) -> String {
+        m.first { $0.metric == metric }.map { format($0.value) + " ms" } ?? "-"
+    }
+    let verdict = r.passed ? "PASS" : "FAIL"
+    return "[chaos] \(r.scenario.rawValue): \(verdict) — \(r.report.operations) operations, \(r.report.acknowledged) acknowledged, "
+        + "\(r.report.unknown) unknown, \(r.report.reads) reads, \(r.report.anomalies.count) anomalies; "
+        + "detect \(first("detect_ms")), new leader \(first("new_leader_ms")), first commit \(first("first_commit_ms"))"
+}
