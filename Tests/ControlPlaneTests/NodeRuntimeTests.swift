@@ -13,9 +13,16 @@ final class LocalCluster: @unchecked Sendable {
     let ids: [NodeID]
     private(set) var nodes: [NodeID: NodeRuntime] = [:]
     private var tasks: [NodeID: Task<Void, any Error>] = [:]
+    /// Each node's disk, which a test can make slow or failing.
+    let disks: [NodeID: SyncFaultControl]
+    let electionTicks: Int
+    let slowSyncThreshold: Duration?
 
-    init(size: Int) throws {
+    init(size: Int, electionTicks: Int = 10, slowSyncThreshold: Duration? = nil) throws {
         ids = (1...NodeID(size)).map { $0 }
+        disks = Dictionary(uniqueKeysWithValues: ids.map { ($0, SyncFaultControl()) })
+        self.electionTicks = electionTicks
+        self.slowSyncThreshold = slowSyncThreshold
         directory = NSTemporaryDirectory() + "flotilla-cp-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for id in ids { start(id) }
@@ -23,15 +30,16 @@ final class LocalCluster: @unchecked Sendable {
 
     func start(_ id: NodeID) {
         var raft = RaftConfig(id: id)
-        raft.electionTimeout = 10
+        raft.electionTimeout = electionTicks
         var options = NodeOptions(raft: raft, bootstrap: Configuration(voters: ids))
+        options.slowSyncThreshold = slowSyncThreshold
         options.tickInterval = .milliseconds(10)
         options.snapshotInterval = 50
         options.requestTimeout = .seconds(2)
         let dir = directory + "/n\(id)"
         let node = NodeRuntime(
             options: options, transport: network.transport,
-            storage: { try FileLogStorage(directory: dir) }, stateMachine: { KeyValueStore() })
+            storage: { [disk = disks[id]!] in try FileLogStorage(directory: dir, control: disk) }, stateMachine: { KeyValueStore() })
         nodes[id] = node
         network.register(node)
         tasks[id] = Task { try await node.run() }
@@ -83,8 +91,10 @@ final class LocalCluster: @unchecked Sendable {
 }
 
 /// Runs `body` with a fresh cluster and always stops its nodes and removes its files.
-func withCluster(size: Int, _ body: (LocalCluster) async throws -> Void) async throws {
-    let cluster = try LocalCluster(size: size)
+func withCluster(
+    size: Int, electionTicks: Int = 10, slowSyncThreshold: Duration? = nil, _ body: (LocalCluster) async throws -> Void
+) async throws {
+    let cluster = try LocalCluster(size: size, electionTicks: electionTicks, slowSyncThreshold: slowSyncThreshold)
     do {
         try await body(cluster)
     } catch {
@@ -119,6 +129,27 @@ struct NodeRuntimeTests {
             await #expect(throws: NodeError.notLeader(leader: leader)) {
                 _ = try await cluster.nodes[follower]!.propose(KeyValueStore.put([1], [2]))
             }
+        }
+    }
+
+    /// The election timeout (0.5 s) is far longer than the disk's stalls (60 ms), so followers
+    /// keep hearing heartbeats: only the leader's own slow-sync rule can move leadership.
+    @Test func aLeaderWithASlowDiskHandsLeadershipOver() async throws {
+        try await withCluster(size: 3, electionTicks: 50, slowSyncThreshold: .milliseconds(30)) { cluster in
+            let slow = try await cluster.leader()
+            cluster.disks[slow]!.setDelay(.milliseconds(60))
+            var sequence: UInt64 = 0
+            var leader = slow
+            let deadline = Date().addingTimeInterval(60)
+            while leader == slow && Date() < deadline {
+                sequence += 1
+                _ = try await cluster.put("k", "v\(sequence)", client: "slow-disk", sequence: sequence)
+                leader = try await cluster.leader()
+            }
+            #expect(leader != slow, "node \(slow) kept leading with a slow disk")
+            // Every acknowledged write is still there under the new leader.
+            let r = try await cluster.nodes[leader]!.read(KeyValueStore.get(Array("k".utf8)))
+            #expect(KeyValueStore.decodeGet(r.result) == Array("v\(sequence)".utf8))
         }
     }
 

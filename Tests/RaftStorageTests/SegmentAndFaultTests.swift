@@ -121,6 +121,37 @@ import Testing
         }
     }
 
+    @Test("SyncFaultControl switches faults while the store runs: a slow sync, then a failing one")
+    func faultsSwitchedAtRunTime() throws {
+        try withTemporaryDirectory { dir in
+            let node = dir + "/node"
+            let readys = smallReadys(count: 4)
+            let control = SyncFaultControl()
+            do {
+                let storage = try FileLogStorage(directory: node, control: control)
+                try storage.persist(readys[0])
+                control.setDelay(.milliseconds(30))
+                let start = ContinuousClock.now
+                try storage.persist(readys[1])
+                // A lower bound only: the sync slept first.
+                #expect(start.duration(to: .now) >= .milliseconds(30))
+                control.setDelay(.zero)
+                control.failNextSync()
+                let failure = #expect(throws: StorageError.self) { try storage.persist(readys[2]) }
+                guard case .injectedSyncFailure? = failure else {
+                    Issue.record("expected an injected sync failure, got \(String(describing: failure))")
+                    return
+                }
+                #expect(throws: StorageError.unusable(after: failure!)) { try storage.persist(readys[3]) }
+            }
+            var reference = MemoryStorage()
+            reference.persist(readys[0])
+            reference.persist(readys[1])
+            // Reopened (without faults: a failure is consumed), only what was synced is there.
+            #expect(try FileLogStorage(directory: node, control: control).load() == reference.load())
+        }
+    }
+
     @Test("a sync failing at any step of a compaction leaves the state before it", arguments: 1...3)
     func failedSyncDuringCompaction(failingSync: Int) throws {
         try withTemporaryDirectory { dir in
