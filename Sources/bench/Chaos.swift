@@ -39,6 +39,8 @@ struct ChaosSettings: Sendable {
     var nodes = 5
     var agents = 3
     var clients = 4
+    /// Clients that send each operation to one random node, without retrying.
+    var pinnedClients = 2
     var size: UInt32 = 128
     /// Load before the first fault (the throughput baseline is measured in it).
     var warmup = 3.0
@@ -105,9 +107,11 @@ func runChaosScenario(_ scenario: ChaosScenario, settings: ChaosSettings, workDi
         (episodes, failures) = try await ClusterClient.withCluster(cluster.bench.addresses, timeout: .seconds(8), maxBackoff: .milliseconds(100)) { client in
             let stop = StopFlag()
             return try await withThrowingTaskGroup(of: ([Episode], [String])?.self) { group in
-                for c in 0..<settings.clients {
+                for c in 0..<(settings.clients + settings.pinnedClients) {
                     group.addTask {
-                        await runChaosClient(c, client: client, history: history, size: settings.size, seed: settings.seed &* 1000 &+ UInt64(c), stop: stop)
+                        await runChaosClient(
+                            c, pinned: c >= settings.clients, client: client, history: history, size: settings.size,
+                            seed: settings.seed &* 1000 &+ UInt64(c), stop: stop)
                         return nil
                     }
                 }
@@ -174,7 +178,7 @@ struct ChaosDriver {
             let old = try await leader()
             let e = begin("kill the leader (node \(old.id))")
             try cluster.signal(old.id, SIGKILL)
-            await observe(e, old: old, down: [old.id], until: hold)
+            await observe(e, old: old, down: [old.id], until: hold + .seconds(10))
             try await sleepUntil(e.faultAt + settings.hold)
             _ = try cluster.local.start(old.id)
             finish()
@@ -242,20 +246,20 @@ struct ChaosDriver {
         old = try await leader(in: minority)
         e = begin("zone split, leader \(old.id) in the minority")
         cluster.cut(majority, minority)
-        await observe(e, old: old, down: [], until: hold)
+        await observe(e, old: old, down: [], until: hold + .seconds(10))
         try await heal(after: e)
         // 3. The leader alone.
         old = try await leader()
         let others = Set(cluster.nodeIDs).subtracting([old.id])
         e = begin("isolate the leader (node \(old.id))")
         cluster.cut([old.id], others)
-        await observe(e, old: old, down: [], until: hold)
+        await observe(e, old: old, down: [], until: hold + .seconds(10))
         try await heal(after: e)
         // 4. One way: the leader still sends but hears nobody (check-quorum must depose it).
         old = try await leader()
         e = begin("one-way cut: nobody reaches the leader (node \(old.id)), it reaches everybody")
         cluster.cut(Set(cluster.nodeIDs).subtracting([old.id]), [old.id], oneWay: true)
-        await observe(e, old: old, down: [], until: hold)
+        await observe(e, old: old, down: [], until: hold + .seconds(10))
         try await heal(after: e)
     }
 
@@ -549,7 +553,8 @@ private func measure(
         if let v = e.agentDeadMs { out.add("agent_declared_dead_ms", "ms", v, l) }
         // Throughput after the fault: the dip, and when it was back at 90 % of the baseline.
         let windowEnd = k + 1 < episodes.count ? episodes[k + 1].faultAt : (acks.last ?? e.faultAt)
-        let bins = stride(from: e.faultAt, to: windowEnd, by: bin).map { ($0, rate($0)) }
+        // Whole bins only (the last one may be cut short by the next fault or the end of the load).
+        let bins = stride(from: e.faultAt, through: windowEnd - bin, by: bin).map { ($0, rate($0)) }
         if baseline > 0, !bins.isEmpty {
             let low = bins.map(\.1).min()!
             out.add("throughput_dip_pct", "%", max(0, (baseline - low) / baseline * 100), l)

@@ -31,7 +31,8 @@ struct ChaosCommand: AsyncParsableCommand {
 
     @Option(help: "Control-plane nodes (3 or more; the zone split needs 2 zones).") var nodes = 5
     @Option(help: "Agents.") var agents = 3
-    @Option(help: "Concurrent load clients.") var clients = 4
+    @Option(help: "Load clients that retry through the cluster client (their acknowledgements are the throughput).") var clients = 4
+    @Option(help: "Load clients that send each operation to one random node, once.") var pinnedClients = 2
     @Option(help: "Matrix size of the load's tasks (small: the control plane is what is tested).") var size: UInt32 = 128
     @Option(help: "Seconds of load before the first fault (default 5; quick 3).") var warmupSeconds: Double?
     @Option(help: "Seconds a fault lasts (default 5; quick 2).") var hold: Double?
@@ -39,7 +40,9 @@ struct ChaosCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard nodes >= 3 else { throw ValidationError("--nodes must be at least 3") }
-        guard (1...64).contains(agents), (1...64).contains(clients) else { throw ValidationError("--agents and --clients must be between 1 and 64") }
+        guard (1...64).contains(agents), (1...64).contains(clients), (0...64).contains(pinnedClients) else {
+            throw ValidationError("--agents and --clients must be between 1 and 64, --pinned-clients between 0 and 64")
+        }
         guard (16...4096).contains(size) else { throw ValidationError("--size must be between 16 and 4096") }
         _ = try scenarios()
     }
@@ -56,7 +59,7 @@ struct ChaosCommand: AsyncParsableCommand {
 
     var settings: ChaosSettings {
         ChaosSettings(
-            nodes: nodes, agents: agents, clients: clients, size: size,
+            nodes: nodes, agents: agents, clients: clients, pinnedClients: pinnedClients, size: size,
             warmup: warmupSeconds ?? (common.quick ? 3 : 5), hold: hold ?? (common.quick ? 2 : 5), recovery: recovery ?? (common.quick ? 2 : 5),
             seed: seed, quick: common.quick)
     }
@@ -67,7 +70,7 @@ struct ChaosCommand: AsyncParsableCommand {
         let settings = settings
         let parameters = [
             "scenarios": list.map(\.rawValue).joined(separator: ","), "seed": String(seed), "nodes": String(nodes), "agents": String(agents),
-            "clients": String(clients), "size": String(size), "warmup_s": String(settings.warmup), "hold_s": String(settings.hold),
+            "clients": String(clients), "pinned_clients": String(pinnedClients), "size": String(size), "warmup_s": String(settings.warmup), "hold_s": String(settings.hold),
             "recovery_s": String(settings.recovery), "mechanism": ChaosCluster.mechanism,
         ]
         try await execute(phase: "chaos", common: common, progress: progress, parameters: parameters) { context in

@@ -35,11 +35,12 @@ final class ChaosHistory: Sendable {
 
     var ackedTasks: [UInt64] { state.withLock { $0.acked } }
 
-    /// Completion times of acknowledged submissions (the control plane's throughput).
+    /// Completion times of the retrying clients' acknowledged submissions (the throughput the
+    /// run reports; pinned and probe submissions excluded).
     var ackTimes: [Double] {
         state.withLock { s in
             s.ops.compactMap { op in
-                if case .submit(_, _, .ok) = op.kind { return op.completedAt }
+                if case .submit(let key, _, .ok) = op.kind, key.hasPrefix("c") { return op.completedAt }
                 return nil
             }.sorted()
         }
@@ -49,7 +50,7 @@ final class ChaosHistory: Sendable {
     func submitLatencies(from: Double, to: Double) -> [Double] {
         state.withLock { s in
             s.ops.compactMap { op in
-                guard case .submit(let key, _, .ok) = op.kind, !key.hasPrefix("pin"), let done = op.completedAt,
+                guard case .submit(let key, _, .ok) = op.kind, key.hasPrefix("c"), let done = op.completedAt,
                     op.invokedAt >= from, op.invokedAt < to
                 else { return nil }
                 return (done - op.invokedAt) * 1000
@@ -109,11 +110,16 @@ func observation(_ t: Flotilla_V1_Task) -> TaskObservation {
         resultFingerprint: t.state == "succeeded" ? t.result.fingerprint : nil)
 }
 
-/// One load client: a closed loop of submissions (through the retrying client, or pinned to one
-/// node without retries), re-submissions of keys whose outcome was unknown, and reads of
-/// acknowledged tasks (through any node, or pinned to one), each recorded in `history`.
+/// One load client, a closed loop recorded in `history`. A retrying client submits through the
+/// cluster client (which follows the leader across failovers), re-submits keys that were
+/// acknowledged (the same tasks must come back) or whose outcome was unknown (applied at most
+/// once), and reads acknowledged tasks through any node. A pinned client sends each submission
+/// and read to one node chosen at random, once, without retrying: a node cut off from the
+/// majority, or a deposed leader, must then refuse, time out, or answer with fresh state.
+/// (Pinned clients get their own loops, so that their waits on a stopped node do not slow the
+/// retrying clients, whose acknowledgements are the throughput the run reports.)
 func runChaosClient(
-    _ c: Int, client: ClusterClient, history: ChaosHistory, size: UInt32, seed: UInt64, stop: StopFlag
+    _ c: Int, pinned: Bool, client: ClusterClient, history: ChaosHistory, size: UInt32, seed: UInt64, stop: StopFlag
 ) async {
     var rng = ChaosRandom(seed: seed)
     var n = 0
@@ -123,23 +129,27 @@ func runChaosClient(
     while !stop.isSet {
         let r = rng.unit()
         n += 1
-        if r < 0.4 {
+        if pinned {
+            if r < 0.5 {
+                await pinnedSubmit(key: "pin\(c)-\(n)", node: rng.pick(nodes), client: client, c: c, history: history, size: size, seed: seed &+ UInt64(n))
+            } else if let task = history.ackedTask(rng.unit()) {
+                await read(task, pinnedTo: rng.pick(nodes), client: client, c: c, history: history)
+            }
+        } else if r < 0.5 {
             let key = "c\(c)-\(n)"
             if await submit(key: key, client: client, c: c, history: history, size: size, seed: seed &+ UInt64(n), unknownKeys: &unknownKeys) {
                 ackedKeys.append(key)
             }
-        } else if r < 0.45, !ackedKeys.isEmpty {
+        } else if r < 0.55, !ackedKeys.isEmpty {
             // An acknowledged key again: must return the same tasks.
             var ignored: [String] = []
             await submit(key: rng.pick(ackedKeys), client: client, c: c, history: history, size: size, seed: seed &+ UInt64(n), unknownKeys: &ignored)
-        } else if r < 0.55, !unknownKeys.isEmpty {
+        } else if r < 0.65, !unknownKeys.isEmpty {
             // The same key again: applied at most once, whatever happened to the first try.
             let key = unknownKeys.removeFirst()
             await submit(key: key, client: client, c: c, history: history, size: size, seed: seed &+ UInt64(n), unknownKeys: &unknownKeys)
-        } else if r < 0.7 {
-            await pinnedSubmit(key: "pin\(c)-\(n)", node: rng.pick(nodes), client: client, c: c, history: history, size: size, seed: seed &+ UInt64(n))
         } else if let task = history.ackedTask(rng.unit()) {
-            await read(task, pinnedTo: rng.unit() < 0.5 ? rng.pick(nodes) : nil, client: client, c: c, history: history)
+            await read(task, pinnedTo: nil, client: client, c: c, history: history)
         }
         try? await Task.sleep(for: .milliseconds(5 + Int(rng.next() % 20)))
     }
