@@ -3,7 +3,7 @@ SWIFT ?= swift
 SEEDS ?= 1000
 NODES ?= 5
 
-.PHONY: demo test build release simulate simulate-all bench bench-core clean
+.PHONY: demo test build release simulate simulate-all bench chaos bench-core clean
 
 ## demo: install what is missing, build in release mode, run bench's quick pass on a local cluster
 ## (every phase, a few minutes on 2 cores): results/, plots/, results/report.md
@@ -13,6 +13,10 @@ demo: release
 ## bench: the full bench run (tens of minutes on 2 cores)
 bench: release
 	.build/release/bench all
+
+## chaos: the eight fault scenarios on real processes, every client operation checked (minutes)
+chaos: release
+	.build/release/bench chaos --scenario all --quick
 
 ## test: the whole test suite (what CI runs)
 test:

@@ -67,6 +67,9 @@ struct Episode: Sendable {
     var killedAgents: [String] = []
     /// Measured from a restart rather than from the fault (power loss).
     var fromRestart = false
+    /// A leader cut off from every peer (or stopped) from `faultAt` to `endAt`: whatever it was
+    /// sent in that time could not reach anyone, so none of it may commit.
+    var deposed: NodeID?
 }
 
 /// What a scenario produced.
@@ -137,8 +140,14 @@ func runChaosScenario(_ scenario: ChaosScenario, settings: ChaosSettings, workDi
     }
     let ops = history.operations
     let report = HistoryChecker.report(history: ops, final: final!)
+    let deposed = deposedLeaderCommits(episodes: episodes, operations: ops, final: final!)
+    failures += deposed.failures
     var out = measure(scenario: scenario, episodes: episodes, history: history, tasks: finalTasks, report: report, settings: settings)
     out.clusterConfig = cluster.config.yaml
+    if episodes.contains(where: { $0.deposed != nil }) {
+        // How much the deposed-leader check had to look at.
+        out.add("submissions_to_deposed_leader", "count", Double(deposed.checked), ["scenario": scenario.rawValue])
+    }
     let passed = report.isValid && failures.isEmpty
     if !passed || keep {
         try? historyText(ops, report: report, failures: failures).write(toFile: dir + "/history.txt", atomically: true, encoding: .utf8)
@@ -202,12 +211,15 @@ struct ChaosDriver {
             try cluster.signal(old.id, SIGSTOP)
             // Longer than the election timeout, whatever --hold says.
             let pause = max(hold, .seconds(2))
+            let prober = probeDeposed(old.id, for: pause, episode: episodes.count)
             await observe(e, old: old, down: [old.id], until: pause)
             try await sleepUntil(e.faultAt + seconds(pause))
             try cluster.signal(old.id, SIGCONT)
+            episodes[episodes.count - 1].deposed = old.id
             if !(await steppedDown(old, within: .seconds(10))) {
                 failures.append("pause: node \(old.id), leader in term \(old.term), still claims leadership 10 s after SIGCONT")
             }
+            await prober.value
             finish()
         case .disk:
             try await diskEpisodes()
@@ -246,15 +258,21 @@ struct ChaosDriver {
         old = try await leader(in: minority)
         e = begin("zone split, leader \(old.id) in the minority")
         cluster.cut(majority, minority)
+        episodes[episodes.count - 1].deposed = old.id
+        var prober = probeDeposed(old.id, for: hold, episode: episodes.count)
         await observe(e, old: old, down: [], until: hold + .seconds(10))
         try await heal(after: e)
+        await prober.value
         // 3. The leader alone.
         old = try await leader()
         let others = Set(cluster.nodeIDs).subtracting([old.id])
         e = begin("isolate the leader (node \(old.id))")
         cluster.cut([old.id], others)
+        episodes[episodes.count - 1].deposed = old.id
+        prober = probeDeposed(old.id, for: hold, episode: episodes.count)
         await observe(e, old: old, down: [], until: hold + .seconds(10))
         try await heal(after: e)
+        await prober.value
         // 4. One way: the leader still sends but hears nobody (check-quorum must depose it).
         old = try await leader()
         e = begin("one-way cut: nobody reaches the leader (node \(old.id)), it reaches everybody")
@@ -392,6 +410,24 @@ struct ChaosDriver {
         return (rng.pick(live), nil)
     }
 
+    /// Sends a submission to `node` every 100 ms for `duration` without waiting for answers (a
+    /// stopped or cut-off node answers nothing): material for the deposed-leader check.
+    private func probeDeposed(_ node: NodeID, for duration: Duration, episode: Int) -> Task<Void, Never> {
+        let address = cluster.address(node), client = client, history = history, size = settings.size
+        return Task {
+            await withTaskGroup(of: Void.self) { group in
+                let end = ContinuousClock.now.advanced(by: duration)
+                var k = 0
+                while ContinuousClock.now < end {
+                    k += 1
+                    let key = "pin-deposed-\(episode)-\(k)@\(node)"
+                    group.addTask { await pinnedSubmit(key: key, node: address, client: client, c: -2, history: history, size: size, seed: 9) }
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
+    }
+
     private func steppedDown(_ old: (id: NodeID, term: UInt64), within: Duration) async -> Bool {
         let deadline = ContinuousClock.now.advanced(by: within)
         while ContinuousClock.now < deadline {
@@ -526,6 +562,32 @@ private func settle(_ cluster: ChaosCluster) async throws -> (FinalState, [Floti
         if !unreadable.isEmpty { throw BenchError("after healing, a node's manifest could not be read: \(unreadable.joined(separator: "; "))") }
         return (FinalState(nodes: nodes), tasks)
     }
+}
+
+/// Submissions sent to a leader while it was cut off from every peer or stopped (pinned clients
+/// name the node in the key) could not reach anyone: none may be acknowledged, and none may be in
+/// the settled manifest. (Not checked for the one-way cut: there the old leader still reaches its
+/// followers, and what it appended may legitimately commit under the next leader.)
+private func deposedLeaderCommits(
+    episodes: [Episode], operations: [ChaosCheck.Operation], final: FinalState
+) -> (failures: [String], checked: Int) {
+    let keys = Set(final.nodes.values.flatMap { $0.values.compactMap(\.key) })
+    var failures: [String] = []
+    var checked = 0
+    for e in episodes {
+        guard let node = e.deposed else { continue }
+        // 50 ms after the fault: a request sent just before it may have been replicated in time.
+        for op in operations where op.invokedAt > e.faultAt + 0.05 && op.invokedAt < e.endAt {
+            guard case .submit(let key, _, let outcome) = op.kind, key.hasPrefix("pin"), key.hasSuffix("@\(node)") else { continue }
+            checked += 1
+            if case .ok = outcome, op.completedAt != nil {
+                failures.append("\(e.name): node \(node) acknowledged submission \"\(key)\" (op \(op.id)) while cut off or stopped")
+            } else if keys.contains(key) {
+                failures.append("\(e.name): submission \"\(key)\" (op \(op.id)), sent to node \(node) while it was cut off or stopped, committed")
+            }
+        }
+    }
+    return (failures, checked)
 }
 
 /// Per episode: detection, new leader, first commit, time to full throughput, throughput dip,

@@ -131,7 +131,9 @@ func runChaosClient(
         n += 1
         if pinned {
             if r < 0.5 {
-                await pinnedSubmit(key: "pin\(c)-\(n)", node: rng.pick(nodes), client: client, c: c, history: history, size: size, seed: seed &+ UInt64(n))
+                // The key names the node (1-based, in the cluster's order), for the deposed-leader check.
+                let k = Int(rng.next() % UInt64(nodes.count))
+                await pinnedSubmit(key: "pin\(c)-\(n)@\(k + 1)", node: nodes[k], client: client, c: c, history: history, size: size, seed: seed &+ UInt64(n))
             } else if let task = history.ackedTask(rng.unit()) {
                 await read(task, pinnedTo: rng.pick(nodes), client: client, c: c, history: history)
             }

@@ -41,6 +41,9 @@ struct ChaosProcessTests {
         // The run did work: clients were acknowledged and read through the faults.
         #expect((run.metrics["acknowledged_submissions"] ?? 0) > 0)
         #expect((run.metrics["reads"] ?? 0) > 0)
+        // The deposed-leader check (nothing sent to a cut-off or stopped leader commits) had
+        // submissions to look at.
+        if ["partition", "pause"].contains(scenario) { #expect((run.metrics["submissions_to_deposed_leader"] ?? 0) > 0) }
     }
 
     @Test("a cluster that ignores idempotency keys fails the run, which names the anomaly and the replay command")
