@@ -18,7 +18,7 @@ public struct NodeOptions: Sendable {
     public var requestTimeout: Duration = .seconds(5)
     /// A leader whose disk is this slow (`slowSyncCount` syncs in a row each took longer) hands
     /// leadership to its most up-to-date peer: with a sick disk it would hold every commit back.
-    /// Nil: never (by default one election timeout, from ``ClusterConfig``).
+    /// Nil: never (nodes started from a ``ClusterConfig`` use half the election timeout).
     public var slowSyncThreshold: Duration?
     public var slowSyncCount = 3
     /// Where the node says what it does on its own (leadership hand-offs, storage failures).

@@ -31,6 +31,9 @@ struct BenchProcessTests {
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
+        // A bench that crashed or was stopped leaves its nodes and agents behind: they are the
+        // processes whose command line names one of its folders.
+        for argument in arguments where argument.hasPrefix(NSTemporaryDirectory()) { killProcesses(mentioning: argument) }
         try output.close()
         return (process.terminationStatus, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
     }
@@ -86,5 +89,17 @@ struct BenchProcessTests {
         // The other way round it is an improvement, not a regression.
         let better = try Self.run(["compare", "delayed", "a", "--db", "\(dir)/db.sqlite"])
         #expect(better.status == 0 && better.output.contains("better"), "\(better.output)")
+    }
+}
+
+/// SIGKILLs every process whose command line contains `text` (never this one).
+func killProcesses(mentioning text: String) {
+    let me = ProcessInfo.processInfo.processIdentifier
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = Int32(entry), pid != me,
+            let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+        else { continue }
+        let commandLine = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+        if commandLine.contains(text) { kill(pid, SIGKILL) }
     }
 }
