@@ -152,7 +152,9 @@ let package = Package(
             ],
             swiftSettings: strictSettings),
         .testTarget(
-            name: "ControlPlaneTests", dependencies: ["ControlPlane", "RaftStorage", "Raft"], swiftSettings: strictSettings),
+            name: "ControlPlaneTests",
+            dependencies: ["ControlPlane", "RaftStorage", "Raft", .product(name: "GRPCCore", package: "grpc-swift-2")],
+            swiftSettings: strictSettings),
         // Real `flotilla` processes on 127.0.0.1 (needs the executable built: `swift test` builds it).
         .testTarget(
             name: "ClusterTests",

@@ -115,6 +115,8 @@ func rpcError(_ error: NodeError, config: ClusterConfig) -> RPCError {
         default: return RPCError(code: .failedPrecondition, message: error.description)
         }
     case .storageFailed:
-        return RPCError(code: .internalError, message: error.description)
+        // This node is gone (it exits); another takes over. Retrying elsewhere is safe: a
+        // proposal carries its session and sequence number, a report its fencing token.
+        return RPCError(code: .unavailable, message: error.description)
     }
 }

@@ -534,10 +534,15 @@ private func settle(_ cluster: ChaosCluster) async throws -> (FinalState, [Floti
     return try await ClusterClient.withCluster(cluster.bench.addresses, timeout: .seconds(30), maxBackoff: .milliseconds(100)) { client in
         let deadline = Date().addingTimeInterval(300)
         while true {
-            let open = try await client.listTasks().tasks.filter { !["succeeded", "failed", "cancelled"].contains($0.state) }.map(\.id)
-            if open.isEmpty { break }
-            guard Date() < deadline else { throw BenchError("\(open.count) tasks still not terminal 5 minutes after healing") }
-            _ = try await client.awaitTasks(open, seconds: 120)
+            let openTasks = try await client.listTasks().tasks.filter { !["succeeded", "failed", "cancelled"].contains($0.state) }
+            if openTasks.isEmpty { break }
+            guard Date() < deadline else {
+                let sample = openTasks.prefix(10).map { t in
+                    "\(t.id) \(t.state)" + (t.attempts.last.map { " (attempt \($0.number) on \($0.agent), \($0.outcome))" } ?? "")
+                }
+                throw BenchError("\(openTasks.count) tasks still not terminal 5 minutes after healing: \(sample.joined(separator: ", "))")
+            }
+            _ = try? await client.awaitTasks(openTasks.map(\.id), seconds: 60)
         }
         var nodes: [UInt64: [UInt64: FinalTask]] = [:]
         var tasks: [Flotilla_V1_Task] = []
