@@ -9,11 +9,13 @@ import Kernels
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure what orchestration costs: baseline, overhead, scaling and failover on a local cluster.",
+        abstract: "Measure what orchestration costs (baseline, overhead, scaling, failover) and what faults cost (chaos) on a local cluster.",
         discussion: """
             Every phase starts its own cluster of `flotilla node` and `flotilla agent` processes on \
             127.0.0.1 (nothing to configure), measures, stores every raw sample in SQLite, and writes \
-            a CSV under results/ and charts under plots/. Start with `bench all --quick`.
+            a CSV under results/ and charts under plots/. Start with `bench all --quick`. \
+            `bench chaos` injects faults into such a cluster under load and checks every client \
+            operation (docs/fault-tolerance.md).
             """,
         subcommands: [PhaseCommand.self, AllCommand.self, ListCommand.self, ShowCommand.self, ExportCommand.self,
                       ReportCommand.self, CompareCommand.self, TagCommand.self, ChaosCommand.self])
