@@ -1,3 +1,4 @@
+import BenchStatistics
 import ChaosCheck
 import ControlPlane
 import FaultProxy
@@ -365,7 +366,7 @@ struct ChaosDriver {
         if left > 0 { try await Task.sleep(for: .milliseconds(Int(left * 1000))) }
     }
 
-    private func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+    private func seconds(_ d: Duration) -> Double { millis(d) / 1000 }
 
     /// The current leader (waits up to 10 s for one).
     private func leader() async throws -> (id: NodeID, term: UInt64) {
@@ -642,7 +643,7 @@ private func measure(
     }
     if scenario == .wan {
         let before = history.submitLatencies(from: 1, to: settings.warmup)
-        if let p50 = percentile(before, 0.5) { out.add("wan_submit_p50_ms", "ms", p50, s) }
+        if let p50 = (try? Summary(before))?.p50 { out.add("wan_submit_p50_ms", "ms", p50, s) }
     }
     let count: (AnomalyKind) -> Double = { k in Double(report.anomalies.filter { $0.kind == k }.count) }
     out.add("tasks_lost", "tasks", count(.lostSubmission), s)
@@ -654,12 +655,6 @@ private func measure(
     out.add("reads", "count", Double(report.reads), s)
     out.add("tasks", "count", Double(report.tasks), s)
     return out
-}
-
-private func percentile(_ xs: [Double], _ p: Double) -> Double? {
-    guard !xs.isEmpty else { return nil }
-    let s = xs.sorted()
-    return s[min(s.count - 1, Int(p * Double(s.count - 1)))]
 }
 
 /// The history and the verdict as text, kept beside the logs of a failed run.

@@ -1,3 +1,4 @@
+import BenchStatistics
 import ChaosCheck
 import ControlPlane
 import FlotillaProto
@@ -66,34 +67,15 @@ final class StopFlag: Sendable {
     func set() { flag.store(true, ordering: .relaxed) }
 }
 
-func secondsSince(_ start: ContinuousClock.Instant) -> Double {
-    let d = start.duration(to: .now).components
-    return Double(d.seconds) + Double(d.attoseconds) / 1e18
-}
+func secondsSince(_ start: ContinuousClock.Instant) -> Double { millis(start.duration(to: .now)) / 1000 }
 
-/// A seeded generator (SplitMix64) for the chaos run's choices.
+/// The chaos run's seeded choices (BenchStatistics' SplitMix64).
 struct ChaosRandom: Sendable {
-    private var x: UInt64
-    init(seed: UInt64) { x = seed }
-    mutating func next() -> UInt64 {
-        x &+= 0x9E37_79B9_7F4A_7C15
-        var z = x
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func pick<T>(_ xs: [T]) -> T { xs[Int(next() % UInt64(xs.count))] }
-}
-
-/// The task the load submits: a small matmul, so that the control plane, not the kernel, is busy.
-func chaosSpec(size: UInt32, seed: UInt64) -> Flotilla_V1_TaskSpec {
-    .with {
-        $0.kind = "matmul"
-        $0.size = size
-        $0.seed = seed
-        $0.threads = 1
-    }
+    private var generator: SplitMix64
+    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
+    mutating func next() -> UInt64 { generator.next() }
+    mutating func unit() -> Double { generator.nextUnitDouble() }
+    mutating func pick<T>(_ xs: [T]) -> T { xs[generator.nextIndex(below: xs.count)] }
 }
 
 private func callOptions(_ timeout: Duration) -> CallOptions {
@@ -166,13 +148,8 @@ func submit(
     let invoked = history.now()
     do {
         let response = try await client.withSession { id, sequence in
-            let request = Flotilla_V1_SubmitRequest.with {
-                $0.clientID = id
-                $0.sequence = sequence
-                $0.key = key
-                $0.count = 1
-                $0.spec = chaosSpec(size: size, seed: seed)
-            }
+            // A small matmul: the control plane, not the kernel, is what the load keeps busy.
+            let request = matmulSubmitRequest(clientID: id, sequence: sequence, key: key, size: size, seed: seed)
             return try await client.call(timeout: .seconds(6)) {
                 try await TasksClient(wrapping: $0).submit(request, options: callOptions(.milliseconds(1500)))
             }
@@ -197,13 +174,7 @@ func pinnedSubmit(
     let invoked = history.now()
     do {
         let response = try await client.withSession { id, sequence in
-            let request = Flotilla_V1_SubmitRequest.with {
-                $0.clientID = id
-                $0.sequence = sequence
-                $0.key = key
-                $0.count = 1
-                $0.spec = chaosSpec(size: size, seed: seed)
-            }
+            let request = matmulSubmitRequest(clientID: id, sequence: sequence, key: key, size: size, seed: seed)
             return try await client.callOnce(on: node) { try await TasksClient(wrapping: $0).submit(request, options: callOptions(timeout)) }
         }
         let ids = (0..<UInt64(max(1, response.count))).map { response.firstID + $0 }

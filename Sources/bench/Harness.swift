@@ -108,18 +108,7 @@ extension ClusterClient {
     /// Submits `count` matmul tasks; returns the response (ids first ..< first+count).
     func submitMatmul(size: UInt32, count: UInt32 = 1, seed: UInt64 = 1, threads: UInt32 = 1, key: String = "") async throws -> Flotilla_V1_SubmitResponse {
         try await withSession { id, sequence in
-            let request = Flotilla_V1_SubmitRequest.with {
-                $0.clientID = id
-                $0.sequence = sequence
-                $0.key = key
-                $0.count = count
-                $0.spec = .with {
-                    $0.kind = "matmul"
-                    $0.size = size
-                    $0.seed = seed
-                    $0.threads = threads
-                }
-            }
+            let request = matmulSubmitRequest(clientID: id, sequence: sequence, key: key, count: count, size: size, seed: seed, threads: threads)
             return try await call { try await TasksClient(wrapping: $0).submit(request) }
         }
     }
@@ -144,6 +133,24 @@ extension ClusterClient {
             $0.limit = limit
         }
         return try await call { try await TasksClient(wrapping: $0).listTasks(request) }
+    }
+}
+
+/// A submission of `count` matmul tasks (seeds `seed`, `seed`+1, ...) in one exactly-once session slot.
+func matmulSubmitRequest(
+    clientID: String, sequence: UInt64, key: String, count: UInt32 = 1, size: UInt32, seed: UInt64, threads: UInt32 = 1
+) -> Flotilla_V1_SubmitRequest {
+    .with {
+        $0.clientID = clientID
+        $0.sequence = sequence
+        $0.key = key
+        $0.count = count
+        $0.spec = .with {
+            $0.kind = "matmul"
+            $0.size = size
+            $0.seed = seed
+            $0.threads = threads
+        }
     }
 }
 
