@@ -18,12 +18,17 @@ bench: release
 chaos: release
 	.build/release/bench chaos --scenario all --quick
 
-## test: the whole test suite (what CI runs). The chaos scenarios (5 nodes, 3 agents and the
-## load on 2 cores) run on their own afterwards: beside the other suites, which Swift Testing runs
-## in parallel, they would starve them.
+## test: the whole test suite (what CI runs), in three runs of one build. Swift Testing runs the
+## suites of a run in parallel on one thread per core; the suites that drive real processes and
+## wait on their sockets run apart from the CPU-bound ones (simulators, kernels, statistics), which
+## would otherwise starve them; the chaos scenarios (5 nodes, 3 agents and a load each) run last,
+## alone.
+PROCESS_SUITES = ProcessClusterTests|AgentProcessTests|BenchProcessTests
 test:
 	scripts/install-deps.sh
-	$(SWIFT) test --skip ChaosProcessTests
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --skip '$(PROCESS_SUITES)|ChaosProcessTests'
+	$(SWIFT) test --skip-build --filter '$(PROCESS_SUITES)'
 	$(SWIFT) test --skip-build --filter ChaosProcessTests
 
 build:

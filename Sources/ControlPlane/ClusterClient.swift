@@ -127,19 +127,28 @@ public final class ClusterClient: Sendable {
     private func withRetries<R: Sendable>(
         timeout: Duration? = nil, _ call: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R
     ) async throws -> R {
-        let deadline = ContinuousClock.now.advanced(by: timeout ?? self.timeout)
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout ?? self.timeout)
         var next = state.withLock { $0.leader } ?? addresses[0]
         var backoff: Duration = .milliseconds(10)
-        var lastError = "no node answered"
+        // What the last few attempts met, and how long each took: the error when all fail.
+        var attempts: [String] = []
+        var attemptCount = 0
+        func note(_ address: String, _ what: String, since began: ContinuousClock.Instant) {
+            attemptCount += 1
+            attempts.append("\(address) \(what) (\(Self.millis(clock.now - began)) ms)")
+            if attempts.count > 6 { attempts.removeFirst() }
+        }
         var tried = 0
         var hops = 0
-        while ContinuousClock.now < deadline {
+        while clock.now < deadline {
+            let began = clock.now
             do {
                 let result = try await call(clients[next]!)
                 state.withLock { $0.leader = next }
                 return result
             } catch let error as RPCError {
-                lastError = "\(next): \(error.message)"
+                note(next, error.message, since: began)
                 if error.code == .failedPrecondition, let hint = error.metadata[stringValues: "leader-address"].first(where: { _ in true }),
                     clients[hint] != nil
                 {
@@ -156,16 +165,22 @@ public final class ClusterClient: Sendable {
                 // Errors that retrying cannot fix; everything else (no leader yet, leader change,
                 // timeout, overload, node down) is retried on the next node after a back-off.
                 if [.invalidArgument, .aborted, .internalError].contains(error.code) {
-                    throw Failure(description: lastError)
+                    throw Failure(description: "\(next): \(error.message)")
                 }
             } catch {
-                lastError = "\(next): \(error)"
+                note(next, "\(error)", since: began)
             }
             tried += 1
             next = addresses[tried % addresses.count]
             try await Task.sleep(for: backoff)
             backoff = min(backoff * 2, maxBackoff)
         }
-        throw Failure(description: "gave up after \(timeout ?? self.timeout): \(lastError)")
+        let last = attempts.isEmpty ? "no node answered" : attempts.joined(separator: "; ")
+        throw Failure(
+            description: "gave up after \(timeout ?? self.timeout) and \(attemptCount) attempts; the last: \(last)")
+    }
+
+    private static func millis(_ d: Duration) -> Int64 {
+        d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -183,13 +183,16 @@ public enum ManifestSimulationRunner {
                 guard next < seeds.upperBound else { return }
                 let seed = next
                 next += 1
-                group.addTask { ManifestSimulator(seed: seed, options: fast).run() }
+                group.addTask { await runOffCooperativePool { ManifestSimulator(seed: seed, options: fast).run() } }
             }
             for _ in 0..<max(1, jobs) { addSeed() }
             while let r = await group.next() {
                 summary.seedsRun += 1
                 summary.stats.add(r.stats)
-                if r.violation != nil { summary.failures.append(ManifestSimulator(seed: r.seed, options: options).run()) }
+                if r.violation != nil {
+                    let seed = r.seed
+                    summary.failures.append(await runOffCooperativePool { ManifestSimulator(seed: seed, options: options).run() })
+                }
                 if summary.seedsRun % 64 == 0 || summary.seedsRun == seeds.count { progress?(summary.seedsRun, summary.failures.count) }
                 addSeed()
             }

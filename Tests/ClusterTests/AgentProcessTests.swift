@@ -17,13 +17,16 @@ struct AgentProcessTests {
         nodes: Int = 3, agents: Int, agentDelayMs: Int = 0, _ body: (String, [String]) async throws -> Void
     ) async throws {
         let dir = NSTemporaryDirectory() + "flotilla-at-\(UUID().uuidString.prefix(8))"
-        defer { _ = try? P.flotilla(["cluster", "down", "--dir", dir, "--purge"]) }
         var args = ["cluster", "up", "--nodes", String(nodes), "--agents", String(agents), "--dir", dir, "--heartbeat", "0.2", "--dead-after", "1.5"]
         if agentDelayMs > 0 { args += ["--agent-delay-ms", String(agentDelayMs)] }
-        let up = try P.flotilla(args)
-        try #require(up.status == 0, "cluster up failed: \(up.output)")
-        let config = try ClusterConfig.parse(yaml: String(contentsOfFile: dir + "/cluster.yaml", encoding: .utf8))
-        try await body(dir, config.nodes.map(\.address))
+        try await withCleanup {
+            let up = try await P.flotilla(args)
+            try #require(up.status == 0, "cluster up failed: \(up.output)")
+            let config = try ClusterConfig.parse(yaml: String(contentsOfFile: dir + "/cluster.yaml", encoding: .utf8))
+            try await P.withLogsOnFailure(dir) { try await body(dir, config.nodes.map(\.address)) }
+        } cleanup: {
+            _ = try? await P.flotilla(["cluster", "down", "--dir", dir, "--purge"])
+        }
     }
 
     static func submit(_ client: ClusterClient, size: UInt32, count: UInt32, key: String = "", precision: String = "float32") async throws -> Flotilla_V1_SubmitResponse {
@@ -83,7 +86,7 @@ struct AgentProcessTests {
     @Test func tasksCompleteWithVerifiedResultsAndDuplicatesReturnTheSameTasks() async throws {
         try await Self.withAgents(agents: 2) { dir, addresses in
             // Through the CLI, as a user would: --wait --verify recomputes every fingerprint.
-            let run = try P.flotilla(["submit", "matmul", "--size", "200", "--count", "6", "--key", "batch-1", "--wait", "--verify", "--dir", dir], timeout: 120)
+            let run = try await P.flotilla(["submit", "matmul", "--size", "200", "--count", "6", "--key", "batch-1", "--wait", "--verify", "--dir", dir], timeout: 120)
             #expect(run.status == 0, "\(run.output)")
             #expect(run.output.contains("6 match, 0 differ"), "\(run.output)")
             try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in
@@ -152,7 +155,7 @@ struct AgentProcessTests {
                 let agents = try await client.call { try await Flotilla_V1_Tasks.Client(wrapping: $0).listAgents(Flotilla_V1_ListAgentsRequest()) }
                 #expect(agents.agents.first { $0.id == victim }?.state == "dead")
                 // Restarted, it registers again as a new incarnation and is live.
-                #expect(try P.flotilla(["cluster", "restart-agent", victim, "--dir", dir]).status == 0)
+                #expect(try await P.flotilla(["cluster", "restart-agent", victim, "--dir", dir]).status == 0)
                 var live = false
                 for _ in 0..<100 where !live {
                     let a = try await client.call { try await Flotilla_V1_Tasks.Client(wrapping: $0).listAgents(Flotilla_V1_ListAgentsRequest()) }
@@ -179,7 +182,7 @@ struct AgentProcessTests {
                 Self.expectRecordedOnce(tasks)
             }
             // The CLI shows it, and exits non-zero for a failed task when waiting.
-            let shown = try P.flotilla(["task", "1", "--dir", dir])
+            let shown = try await P.flotilla(["task", "1", "--dir", dir])
             #expect(shown.status == 0 && shown.output.contains("failed"))
         }
     }

@@ -12,36 +12,21 @@ struct BenchProcessTests {
         return URL(fileURLWithPath: ProcessClusterTests.executable).deletingLastPathComponent().appendingPathComponent("bench").path
     }()
 
-    static func run(_ arguments: [String], timeout: Double = 240, environment extra: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let outputPath = NSTemporaryDirectory() + "bench-out-\(UUID().uuidString)"
-        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: bench)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["FLOTILLA_BIN"] = ProcessClusterTests.executable
-        env.merge(extra) { _, new in new }
-        process.environment = env
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        // A bench that crashed or was stopped leaves its nodes and agents behind: they are the
-        // processes whose command line names one of its folders.
+    /// Runs `bench` (see ``runProcess(_:_:environment:timeout:)``), then kills what a crashed or
+    /// stopped bench left behind: the processes whose command line names one of its folders.
+    static func run(_ arguments: [String], timeout: Double = 240, environment extra: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        var environment = ProcessInfo.processInfo.environment
+        environment["FLOTILLA_BIN"] = ProcessClusterTests.executable
+        environment.merge(extra) { _, new in new }
+        let result = try await runProcess(bench, arguments, environment: environment, timeout: timeout)
         for argument in arguments where argument.hasPrefix(NSTemporaryDirectory()) { killProcesses(mentioning: argument) }
-        try output.close()
-        return (process.terminationStatus, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+        return result
     }
 
-    @Test func aSmallFailoverPhaseLosesNoTask() throws {
+    @Test func aSmallFailoverPhaseLosesNoTask() async throws {
         let dir = NSTemporaryDirectory() + "bench-it-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let result = try Self.run([
+        let result = try await Self.run([
             "phase", "failover", "--nodes", "3", "--agents", "2", "--trials", "2", "--size", "64",
             "--db", "\(dir)/db.sqlite", "--results", "\(dir)/results", "--plots", "\(dir)/plots", "--work-dir", "\(dir)/clusters",
         ])
@@ -63,7 +48,7 @@ struct BenchProcessTests {
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/clusters/failover"))
     }
 
-    @Test func compareSaysSameForIdenticalRunsAndWorseForADelayedOne() throws {
+    @Test func compareSaysSameForIdenticalRunsAndWorseForADelayedOne() async throws {
         let dir = NSTemporaryDirectory() + "bench-cmp-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try RunStore(path: "\(dir)/db.sqlite")
@@ -80,26 +65,14 @@ struct BenchProcessTests {
         try record("a", base)
         try record("a-again", base.shuffled())
         try record("delayed", base.map { $0 + 300 })
-        let same = try Self.run(["compare", "a", "a-again", "--db", "\(dir)/db.sqlite"])
+        let same = try await Self.run(["compare", "a", "a-again", "--db", "\(dir)/db.sqlite"])
         #expect(same.status == 0, "\(same.output)")
         #expect(same.output.contains("0 worse") && same.output.contains(" same"), "\(same.output)")
-        let worse = try Self.run(["compare", "a", "delayed", "--db", "\(dir)/db.sqlite"])
+        let worse = try await Self.run(["compare", "a", "delayed", "--db", "\(dir)/db.sqlite"])
         #expect(worse.status == 1, "\(worse.output)")
         #expect(worse.output.contains("worse"), "\(worse.output)")
         // The other way round it is an improvement, not a regression.
-        let better = try Self.run(["compare", "delayed", "a", "--db", "\(dir)/db.sqlite"])
+        let better = try await Self.run(["compare", "delayed", "a", "--db", "\(dir)/db.sqlite"])
         #expect(better.status == 0 && better.output.contains("better"), "\(better.output)")
-    }
-}
-
-/// SIGKILLs every process whose command line contains `text` (never this one).
-func killProcesses(mentioning text: String) {
-    let me = ProcessInfo.processInfo.processIdentifier
-    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-        guard let pid = Int32(entry), pid != me,
-            let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
-        else { continue }
-        let commandLine = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
-        if commandLine.contains(text) { kill(pid, SIGKILL) }
     }
 }

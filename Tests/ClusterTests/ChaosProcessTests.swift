@@ -10,10 +10,10 @@ struct ChaosProcessTests {
     static let scenarios = ["leader-kill", "agent-kill", "partition", "cascade", "pause", "disk", "power-loss", "wan"]
 
     /// Runs `bench chaos` in a fresh folder; returns its exit status, output and JSON summary.
-    static func chaos(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, metrics: [String: Double]) {
+    static func chaos(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String, metrics: [String: Double]) {
         let dir = NSTemporaryDirectory() + "chaos-it-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let result = try BenchProcessTests.run(
+        let result = try await BenchProcessTests.run(
             ["chaos", "--quick", "--json", "--db", dir + "/bench.sqlite", "--results", dir + "/results", "--plots", dir + "/plots",
              "--work-dir", dir + "/clusters"] + arguments,
             timeout: 270, environment: environment)
@@ -31,8 +31,8 @@ struct ChaosProcessTests {
     }
 
     @Test("every scenario, short: the checker finds nothing lost, duplicated or stale", arguments: scenarios)
-    func scenarioPasses(_ scenario: String) throws {
-        let run = try Self.chaos(["--scenario", scenario, "--seed", "1"])
+    func scenarioPasses(_ scenario: String) async throws {
+        let run = try await Self.chaos(["--scenario", scenario, "--seed", "1"])
         #expect(run.status == 0, "bench chaos --scenario \(scenario) failed:\n\(run.output.suffix(4000))")
         #expect(run.output.contains("[chaos] \(scenario): PASS"))
         #expect(run.metrics["anomalies"] == 0)
@@ -47,8 +47,8 @@ struct ChaosProcessTests {
     }
 
     @Test("a cluster that ignores idempotency keys fails the run, which names the anomaly and the replay command")
-    func brokenClusterFails() throws {
-        let run = try Self.chaos(["--scenario", "leader-kill", "--seed", "3"], environment: ["FLOTILLA_INJECT_MANIFEST_BUG": "ignoreSubmissionKeys"])
+    func brokenClusterFails() async throws {
+        let run = try await Self.chaos(["--scenario", "leader-kill", "--seed", "3"], environment: ["FLOTILLA_INJECT_MANIFEST_BUG": "ignoreSubmissionKeys"])
         #expect(run.status != 0)
         #expect(run.output.contains("[chaos] leader-kill: FAIL"))
         #expect(run.output.contains("duplicateSubmission"))

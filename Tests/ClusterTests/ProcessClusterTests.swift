@@ -14,33 +14,41 @@ struct ProcessClusterTests {
 
     /// Runs the CLI and returns its exit status and output; kills it after `timeout` seconds.
     @discardableResult
-    static func flotilla(_ arguments: [String], timeout: Double = 60) throws -> (status: Int32, output: String) {
-        let outputPath = NSTemporaryDirectory() + "flotilla-out-\(UUID().uuidString)"
-        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        try output.close()
-        return (process.terminationStatus, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    static func flotilla(_ arguments: [String], timeout: Double = 60) async throws -> (status: Int32, output: String) {
+        try await runProcess(executable, arguments, timeout: timeout)
     }
 
     /// A cluster started with `flotilla cluster up`, always taken down with `--purge`.
     static func withProcessCluster(nodes: Int, upArguments: [String] = [], _ body: (String, [String]) async throws -> Void) async throws {
         let dir = NSTemporaryDirectory() + "flotilla-it-\(UUID().uuidString.prefix(8))"
-        defer { _ = try? flotilla(["cluster", "down", "--dir", dir, "--purge"]) }
-        let up = try flotilla(["cluster", "up", "--nodes", String(nodes), "--dir", dir] + upArguments)
-        try #require(up.status == 0, "cluster up failed: \(up.output)")
-        let config = try ClusterConfig.parse(yaml: String(contentsOfFile: dir + "/cluster.yaml", encoding: .utf8))
-        try await body(dir, config.nodes.map(\.address))
+        try await withCleanup {
+            let up = try await flotilla(["cluster", "up", "--nodes", String(nodes), "--dir", dir] + upArguments)
+            try #require(up.status == 0, "cluster up failed: \(up.output)")
+            let config = try ClusterConfig.parse(yaml: String(contentsOfFile: dir + "/cluster.yaml", encoding: .utf8))
+            try await withLogsOnFailure(dir) { try await body(dir, config.nodes.map(\.address)) }
+        } cleanup: {
+            _ = try? await flotilla(["cluster", "down", "--dir", dir, "--purge"])
+        }
+    }
+
+    /// Runs `body`; if it throws, prints the last lines of every node's and agent's log in `dir`
+    /// (the folder is purged afterwards, and a failure on CI must be explainable from its output).
+    static func withLogsOnFailure(_ dir: String, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            print(logTails(dir))
+            throw error
+        }
+    }
+
+    /// The last `lines` lines of each `*.log` below `dir`, each headed by its path.
+    static func logTails(_ dir: String, lines: Int = 60) -> String {
+        let files = (FileManager.default.enumerator(atPath: dir)?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".log") && !$0.contains("/data/") }
+        return files.sorted().map { path in
+            let text = (try? String(contentsOfFile: dir + "/" + path, encoding: .utf8)) ?? ""
+            return "--- \(dir)/\(path) (last \(lines) lines)\n" + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+        }.joined(separator: "\n")
     }
 
     static func pid(_ dir: String, _ id: Int) -> Int32? {
@@ -65,7 +73,7 @@ struct ProcessClusterTests {
     func electsALeaderAndReportsStatus(nodes: Int) async throws {
         try await Self.withProcessCluster(nodes: nodes) { dir, addresses in
             _ = try await Self.leader(addresses)
-            let status = try Self.flotilla(["status", "--dir", dir, "--json"])
+            let status = try await Self.flotilla(["status", "--dir", dir, "--json"])
             #expect(status.status == 0)
             let doc = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any]
             let rows = doc?["nodes"] as? [[String: Any]] ?? []
@@ -87,7 +95,7 @@ struct ProcessClusterTests {
             try await ClusterClient.withCluster(addresses) { client in
                 for k in 1...10 { _ = try await client.propose(KeyValueStore.put(Self.key(k), [1])) }
             }
-            #expect(try Self.flotilla(["cluster", "restart-node", String(follower), "--dir", dir]).status == 0)
+            #expect(try await Self.flotilla(["cluster", "restart-node", String(follower), "--dir", dir]).status == 0)
             let caughtUp = try await ClusterClient.withCluster([addresses[follower - 1]]) { client -> Bool in
                 for _ in 0..<200 {
                     if let s = await client.status(of: addresses[follower - 1], timeout: .milliseconds(300)), s.appliedIndex >= 11 { return true }
@@ -100,7 +108,7 @@ struct ProcessClusterTests {
     }
 
     /// A node whose peer port is taken stops at once, naming the port.
-    @Test func aNodeWhosePeerPortIsTakenRefusesToStart() throws {
+    @Test func aNodeWhosePeerPortIsTakenRefusesToStart() async throws {
         let dir = NSTemporaryDirectory() + "flotilla-pp-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -111,7 +119,7 @@ struct ProcessClusterTests {
         address.close()
         let yaml = "nodes:\n  - id: 1\n    address: 127.0.0.1:\(clientPort)\n    peer_port: \(taken.port)\n    zone: z\n    data_dir: \(dir)/data\n"
         try yaml.write(toFile: dir + "/cluster.yaml", atomically: true, encoding: .utf8)
-        let run = try Self.flotilla(["node", "--id", "1", "--config", dir + "/cluster.yaml"], timeout: 20)
+        let run = try await Self.flotilla(["node", "--id", "1", "--config", dir + "/cluster.yaml"], timeout: 20)
         #expect(run.status != 0)
         #expect(run.output.contains("peer_port \(taken.port)"), "\(run.output)")
         #expect(run.output.contains("cannot listen for peers on 127.0.0.1:\(taken.port)"), "\(run.output)")
@@ -142,7 +150,7 @@ struct ProcessClusterTests {
                 }
             }
             // The killed node comes back and catches up.
-            #expect(try Self.flotilla(["cluster", "restart-node", String(firstLeader), "--dir", dir]).status == 0)
+            #expect(try await Self.flotilla(["cluster", "restart-node", String(firstLeader), "--dir", dir]).status == 0)
             let caughtUp = try await ClusterClient.withCluster(addresses) { client -> Bool in
                 let address = addresses[Int(firstLeader) - 1]
                 for _ in 0..<200 {
@@ -162,7 +170,7 @@ struct ProcessClusterTests {
             }
             for id in 1...3 { if let pid = Self.pid(dir, id) { kill(pid, SIGKILL) } }
             try await Task.sleep(for: .milliseconds(200))
-            for id in 1...3 { #expect(try Self.flotilla(["cluster", "restart-node", String(id), "--dir", dir]).status == 0) }
+            for id in 1...3 { #expect(try await Self.flotilla(["cluster", "restart-node", String(id), "--dir", dir]).status == 0) }
             _ = try await Self.leader(addresses)
             try await ClusterClient.withCluster(addresses) { client in
                 let count = try await client.read(KeyValueStore.count)
@@ -215,7 +223,7 @@ struct ProcessClusterTests {
             try await ClusterClient.withCluster(addresses) { client in
                 for k in 1...30 { _ = try await client.propose(KeyValueStore.put(Self.key(k), Array(repeating: 7, count: 64))) }
             }
-            _ = try Self.flotilla(["cluster", "down", "--dir", dir])
+            _ = try await Self.flotilla(["cluster", "down", "--dir", dir])
             // Flip a byte in the middle of node 2's log (not its tail: that would be a torn write).
             let wal = "\(dir)/n2/data/wal"
             let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: wal).filter { $0.hasSuffix(".log") }.sorted().first)
@@ -225,7 +233,7 @@ struct ProcessClusterTests {
             bytes[bytes.count / 2] ^= 0xFF
             try Data(bytes).write(to: URL(fileURLWithPath: path))
             // Run the node in the foreground: it must exit with an error naming the file.
-            let run = try Self.flotilla(["node", "--id", "2", "--config", dir + "/cluster.yaml"], timeout: 20)
+            let run = try await Self.flotilla(["node", "--id", "2", "--config", dir + "/cluster.yaml"], timeout: 20)
             #expect(run.status != 0)
             #expect(run.output.contains(segment), "\(run.output)")
             #expect(run.output.contains("offset"), "\(run.output)")
