@@ -21,8 +21,9 @@ struct Bench: AsyncParsableCommand {
                       ReportCommand.self, CompareCommand.self, TagCommand.self, ChaosCommand.self])
 }
 
-/// Options every measuring command takes.
-struct CommonOptions: ParsableArguments {
+/// Where a measuring command stores its run, and how it runs its clusters: every measuring
+/// command takes these (`bench chaos` only these).
+struct OutputOptions: ParsableArguments {
     @Option(help: "The SQLite run store.")
     var db = "results/flotilla-bench.sqlite"
 
@@ -31,12 +32,6 @@ struct CommonOptions: ParsableArguments {
 
     @Option(help: "Where charts (.gp, .dat, .png, .svg) go.")
     var plots = "plots"
-
-    @Option(help: "Measured repetitions of each point (after warm-up).")
-    var `repeat`: Int?
-
-    @Option(help: "Warm-up repetitions, stored but excluded from statistics.")
-    var warmup: Int?
 
     @Flag(help: "A short run (minutes on 2 cores): fewer sizes, repetitions and trials.")
     var quick = false
@@ -52,9 +47,36 @@ struct CommonOptions: ParsableArguments {
 
     @Option(help: "Where the phases' clusters live while they run.")
     var workDir = "results/clusters"
+}
+
+/// Options every phase takes: the outputs, and how many repetitions it measures.
+struct CommonOptions: ParsableArguments {
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: "Measured repetitions of each point (after warm-up).")
+    var `repeat`: Int?
+
+    @Option(help: "Warm-up repetitions, stored but excluded from statistics.")
+    var warmup: Int?
 
     @Option(help: ArgumentHelp("For demonstrating compare: milliseconds every agent adds to each task.", visibility: .hidden))
     var injectAgentDelayMs = 0
+
+    /// These options with their defaults around `output` (for commands that take only those).
+    static func defaults(output: OutputOptions) throws -> CommonOptions {
+        var common = try CommonOptions.parse([])
+        common.output = output
+        return common
+    }
+
+    var db: String { output.db }
+    var results: String { output.results }
+    var plots: String { output.plots }
+    var quick: Bool { output.quick }
+    var tag: String? { output.tag }
+    var json: Bool { output.json }
+    var keepCluster: Bool { output.keepCluster }
+    var workDir: String { output.workDir }
 
     func validate() throws {
         if let r = `repeat`, !(1...1000).contains(r) { throw ValidationError("--repeat must be between 1 and 1000") }

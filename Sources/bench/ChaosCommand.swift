@@ -21,7 +21,7 @@ struct ChaosCommand: AsyncParsableCommand {
             the cluster folder (config, data, node and agent logs, history.txt), and bench exits 1.
             """)
 
-    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
 
     @Option(help: "Scenarios, comma-separated, or 'all'.")
     var scenario = "all"
@@ -60,8 +60,8 @@ struct ChaosCommand: AsyncParsableCommand {
     var settings: ChaosSettings {
         ChaosSettings(
             nodes: nodes, agents: agents, clients: clients, pinnedClients: pinnedClients, size: size,
-            warmup: warmupSeconds ?? (common.quick ? 3 : 5), hold: hold ?? (common.quick ? 2 : 5), recovery: recovery ?? (common.quick ? 2 : 5),
-            seed: seed, quick: common.quick)
+            warmup: warmupSeconds ?? (output.quick ? 3 : 5), hold: hold ?? (output.quick ? 2 : 5), recovery: recovery ?? (output.quick ? 2 : 5),
+            seed: seed, quick: output.quick)
     }
 
     func run() async throws {
@@ -73,7 +73,7 @@ struct ChaosCommand: AsyncParsableCommand {
             "clients": String(clients), "pinned_clients": String(pinnedClients), "size": String(size), "warmup_s": String(settings.warmup), "hold_s": String(settings.hold),
             "recovery_s": String(settings.recovery), "mechanism": ChaosCluster.mechanism,
         ]
-        try await execute(phase: "chaos", common: common, progress: progress, parameters: parameters) { context in
+        try await execute(phase: "chaos", common: try CommonOptions.defaults(output: output), progress: progress, parameters: parameters) { context in
             var out = PhaseOutput()
             var failed: [String] = []
             for (k, s) in list.enumerated() {
@@ -86,7 +86,7 @@ struct ChaosCommand: AsyncParsableCommand {
                 if !r.passed {
                     for a in r.report.anomalies.prefix(20) { context.progress.line("[chaos]   \(a)") }
                     for f in r.failures { context.progress.line("[chaos]   \(f)") }
-                    let replay = "bench chaos --scenario \(s.rawValue) --seed \(seed)" + (common.quick ? " --quick" : "")
+                    let replay = "bench chaos --scenario \(s.rawValue) --seed \(seed)" + (output.quick ? " --quick" : "")
                     context.progress.line("[chaos]   replay: \(replay); logs and history kept in \(r.dir)")
                     failed.append("\(s.rawValue) (replay: \(replay))")
                     out.notes.append("\(s.rawValue) FAILED: " + (r.report.anomalies.map(\.description) + r.failures).prefix(5).joined(separator: "; "))
