@@ -20,6 +20,9 @@ public struct AgentOptions: Sendable {
     public var info: String = ""
     /// For tests and `bench compare`'s demonstration: added to every task's run time.
     public var injectedDelay: Duration = .zero
+    /// Where the agent says what happens to it: registrations, leader changes, failed tasks,
+    /// reports the leader refused.
+    public var log: @Sendable (String) -> Void = { _ in }
 
     public init(id: AgentID, zone: String, slots: Int, controlPlane: [String]) {
         self.id = id
@@ -63,6 +66,8 @@ public final class AgentRuntime: Sendable {
         var outbox: [Report] = []
         var heartbeatInterval: Duration = .seconds(1)
         var completed = 0
+        /// Set by ``leave(timeout:)``: no new work, no heartbeats, no registering again.
+        var leaving = false
     }
 
     struct AttemptKey: Hashable, Sendable {
@@ -71,6 +76,8 @@ public final class AgentRuntime: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The cluster client of ``run()``, for ``leave(timeout:)``.
+    private let client = Mutex<ClusterClient?>(nil)
     private let work: AsyncStream<(AttemptKey, TaskSpec)>.Continuation
     private let works: AsyncStream<(AttemptKey, TaskSpec)>
     private let outboxSignal: AsyncStream<Void>.Continuation
@@ -86,9 +93,39 @@ public final class AgentRuntime: Sendable {
     /// Tasks this agent finished (succeeded or failed) since it started.
     public var completedCount: Int { state.withLock { $0.completed } }
 
+    private var isLeaving: Bool { state.withLock { $0.leaving } }
+
+    /// Leaves the cluster (on SIGTERM): takes no more work, stops heartbeating, and asks the
+    /// leader to mark this agent left, which puts its running attempts back in the queue at once
+    /// (their results, should they still come, are refused). If no leader answers within
+    /// `timeout`, the agent will be declared dead after `dead_after` instead, with the same
+    /// effect later. Returns what happened, for the log. Call while ``run()`` runs; then cancel it.
+    @discardableResult
+    public func leave(timeout: Duration = .seconds(3)) async -> String {
+        state.withLock { $0.leaving = true }
+        guard let client = client.withLock({ $0 }) else { return "left before reaching the control plane" }
+        let request = Flotilla_V1_LeaveRequest.with {
+            $0.agentID = options.id
+            $0.incarnation = options.incarnation
+        }
+        let said: String
+        do {
+            let response = try await client.call(timeout: timeout) { try await self.agents($0).leave(request) }
+            said = response.left
+                ? "left the cluster; \(response.requeued) running attempt\(response.requeued == 1 ? "" : "s") went back to the queue"
+                : "left; the leader no longer counted this agent as live"
+        } catch {
+            said = "could not tell the leader that this agent leaves (\(error)); it will be declared dead after dead_after"
+        }
+        options.log(said)
+        return said
+    }
+
     /// Runs until cancelled.
     public func run() async throws {
         try await ClusterClient.withCluster(options.controlPlane, timeout: .seconds(30), maxBackoff: .milliseconds(200)) { client in
+            self.client.withLock { $0 = client }
+            defer { self.client.withLock { $0 = nil } }
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.assignmentLoop(client) }
                 group.addTask { await self.runLoop() }
@@ -115,26 +152,35 @@ public final class AgentRuntime: Sendable {
     /// Register with the leader, then take its assignments until the stream ends; again, forever.
     private func assignmentLoop(_ client: ClusterClient) async {
         do {
-            while !Task.isCancelled {
+            while !Task.isCancelled && !isLeaving {
                 do {
-                    try await client.call(timeout: .seconds(3600)) { grpc in
+                    try await client.call(timeout: .seconds(3600), hedged: false) { grpc in
+                        if self.isLeaving { return }
                         let agents = self.agents(grpc)
                         let registered = try await agents.register(self.registerRequest)
                         self.state.withLock { $0.heartbeatInterval = .milliseconds(Int64(max(50, registered.heartbeatIntervalMs))) }
+                        self.options.log("registered with the leader (incarnation \(self.options.incarnation)); taking its assignments")
                         let request = Flotilla_V1_AssignmentsRequest.with {
                             $0.agentID = self.options.id
                             $0.incarnation = self.options.incarnation
                         }
-                        try await agents.assignments(request) { response in
-                            for try await assignment in response.messages {
-                                self.accept(assignment)
+                        do {
+                            try await agents.assignments(request) { response in
+                                for try await assignment in response.messages {
+                                    self.accept(assignment)
+                                }
                             }
+                            // The stream ended cleanly: this agent left, or the node stopped leading.
+                            if self.isLeaving { return }
+                            throw RPCError(code: .unavailable, message: "the assignment stream ended")
+                        } catch {
+                            if !Task.isCancelled && !self.isLeaving { self.options.log("lost the leader (\((error as? RPCError)?.message ?? "\(error)")); looking for the next one") }
+                            throw error
                         }
-                        // The stream ended cleanly: the node stopped leading. Find the next leader.
-                        throw RPCError(code: .unavailable, message: "assignment stream ended")
                     }
                 } catch {
                     if Task.isCancelled { break }
+                    options.log("found no leader to register with for an hour (\(error)); still trying")
                     try? await Task.sleep(for: .milliseconds(50))
                 }
             }
@@ -165,7 +211,7 @@ public final class AgentRuntime: Sendable {
     private func accept(_ assignment: Flotilla_V1_Assignment) {
         let key = AttemptKey(task: assignment.taskID, attempt: assignment.attempt)
         let fresh = state.withLock { s -> Bool in
-            guard !s.seen.contains(key) else { return false }
+            guard !s.leaving, !s.seen.contains(key) else { return false }
             s.seen.insert(key)
             s.running.insert(key)
             return true
@@ -191,7 +237,9 @@ public final class AgentRuntime: Sendable {
         guard !drop else { return }
         switch outcome {
         case .completed(let result): enqueue(Report(task: key.task, attempt: key.attempt, outcome: .completed(result.proto)))
-        case .failed(let why): enqueue(Report(task: key.task, attempt: key.attempt, outcome: .failed(why)))
+        case .failed(let why):
+            options.log("task \(key.task) attempt \(key.attempt) failed: \(why)")
+            enqueue(Report(task: key.task, attempt: key.attempt, outcome: .failed(why)))
         }
     }
 
@@ -216,6 +264,7 @@ public final class AgentRuntime: Sendable {
                 } catch {
                     if Task.isCancelled { return }
                     // Not retryable (the leader judged the report malformed): drop it.
+                    options.log("dropped the report of task \(report.task) attempt \(report.attempt): \(error)")
                 }
                 state.withLock { _ = $0.outbox.removeFirst() }
             }
@@ -223,7 +272,7 @@ public final class AgentRuntime: Sendable {
     }
 
     private func heartbeatLoop(_ client: ClusterClient) async {
-        while !Task.isCancelled {
+        while !Task.isCancelled && !isLeaving {
             let (interval, running) = state.withLock { ($0.heartbeatInterval, Array($0.running)) }
             let request = Flotilla_V1_AgentHeartbeatRequest.with {
                 $0.agentID = options.id
@@ -237,9 +286,13 @@ public final class AgentRuntime: Sendable {
             }
             if let response = try? await client.call(timeout: interval, { try await self.agents($0).heartbeat(request) }) {
                 if !response.abandon.isEmpty {
-                    state.withLock { s in for a in response.abandon { s.abandoned.insert(AttemptKey(task: a.taskID, attempt: a.attempt)) } }
+                    let fresh = state.withLock { s in
+                        response.abandon.map { AttemptKey(task: $0.taskID, attempt: $0.attempt) }.filter { s.abandoned.insert($0).inserted }
+                    }
+                    for a in fresh { options.log("task \(a.task) attempt \(a.attempt) is no longer this agent's: its result will be dropped") }
                 }
-                if response.reregister {
+                if response.reregister && !isLeaving {
+                    options.log("the leader does not know this agent as live (declared dead while unreachable?): registering again")
                     // E.g. this agent was declared dead while cut off: join again (its old attempts
                     // are already re-queued; their results will be refused).
                     _ = try? await client.call(timeout: interval) { try await self.agents($0).register(self.registerRequest) }

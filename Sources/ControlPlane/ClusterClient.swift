@@ -29,11 +29,15 @@ public final class ClusterClient: Sendable {
     public let timeout: Duration
     /// The longest pause between two attempts (pauses double from 10 ms up to this).
     public let maxBackoff: Duration
+    /// A call that has not answered after this long is also tried on another node (a hedged
+    /// request), the first answer winning; nil: never. See ``call(timeout:hedged:_:)``.
+    public let hedgeAfter: Duration?
 
-    private init(addresses: [String], timeout: Duration, maxBackoff: Duration) throws {
+    private init(addresses: [String], timeout: Duration, maxBackoff: Duration, hedgeAfter: Duration?) throws {
         self.addresses = addresses
         self.timeout = timeout
         self.maxBackoff = maxBackoff
+        self.hedgeAfter = hedgeAfter
         var clients: [String: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
         for address in addresses {
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
@@ -47,9 +51,10 @@ public final class ClusterClient: Sendable {
     /// Runs `body` with a client of the nodes at `addresses` (host:port), then closes its connections.
     public static func withCluster<T: Sendable>(
         _ addresses: [String], timeout: Duration = .seconds(10), maxBackoff: Duration = .milliseconds(320),
+        hedgeAfter: Duration? = .milliseconds(250),
         _ body: @Sendable (ClusterClient) async throws -> T
     ) async throws -> T {
-        let client = try ClusterClient(addresses: addresses, timeout: timeout, maxBackoff: maxBackoff)
+        let client = try ClusterClient(addresses: addresses, timeout: timeout, maxBackoff: maxBackoff, hedgeAfter: hedgeAfter)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             for c in client.clients.values { group.addTask { try? await c.runConnections(); return nil } }
             defer {
@@ -98,10 +103,16 @@ public final class ClusterClient: Sendable {
 
     /// Runs `call` on the leader: follows leader hints, retries retryable failures on the next
     /// node after a back-off, until `timeout` (default: the client's) has passed.
+    ///
+    /// `hedged` (the default) suits short calls that are safe to send twice (proposals carry their
+    /// session and sequence number, reports their fencing token, reads change nothing): a node
+    /// that holds the call past ``hedgeAfter`` — a leader that is stopped, cut off or whose disk
+    /// hangs answers nothing until its connection times out — does not hold the caller, whose call
+    /// also goes to the other nodes until one answers. Pass `false` for long polls and streams.
     public func call<R: Sendable>(
-        timeout: Duration? = nil, _ call: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R
+        timeout: Duration? = nil, hedged: Bool = true, _ call: @escaping @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R
     ) async throws -> R {
-        try await withRetries(timeout: timeout, call)
+        try await withRetries(timeout: timeout, hedged: hedged, call)
     }
 
     /// Runs `call` once on the node at `address` (one of this client's): no hint following, no
@@ -124,60 +135,144 @@ public final class ClusterClient: Sendable {
         return try await body(session.id, session.sequence + 1)
     }
 
+    /// What one event of a call's attempts brings.
+    private enum Event<R: Sendable>: Sendable {
+        case answered(R, from: String)
+        case failed(String, any Error, took: Duration)
+        /// Attempt number `attempt` has been out for ``hedgeAfter``.
+        case hedge(attempt: Int)
+        /// A back-off ended: try `next`.
+        case retry(next: String)
+    }
+
+    /// The attempts of one call: one node at a time, each failure sending the next attempt to the
+    /// node a hint names or to the next node after a back-off, while a slow attempt is hedged on
+    /// another node. The first answer wins and the others are cancelled. Attempts start until the
+    /// deadline; those out then are still awaited.
     private func withRetries<R: Sendable>(
-        timeout: Duration? = nil, _ call: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R
+        timeout: Duration? = nil, hedged: Bool = true, _ call: @escaping @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R
     ) async throws -> R {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout ?? self.timeout)
-        var next = state.withLock { $0.leader } ?? addresses[0]
-        var backoff: Duration = .milliseconds(10)
-        // What the last few attempts met, and how long each took: the error when all fail.
-        var attempts: [String] = []
-        var attemptCount = 0
-        func note(_ address: String, _ what: String, since began: ContinuousClock.Instant) {
-            attemptCount += 1
-            attempts.append("\(address) \(what) (\(Self.millis(clock.now - began)) ms)")
-            if attempts.count > 6 { attempts.removeFirst() }
-        }
-        var tried = 0
-        var hops = 0
-        while clock.now < deadline {
-            let began = clock.now
-            do {
-                let result = try await call(clients[next]!)
-                state.withLock { $0.leader = next }
-                return result
-            } catch let error as RPCError {
-                note(next, error.message, since: began)
-                if error.code == .failedPrecondition, let hint = error.metadata[stringValues: "leader-address"].first(where: { _ in true }),
-                    clients[hint] != nil
-                {
-                    // Follow the hint at once, but not in a tight loop: two nodes can point at
-                    // each other for a moment around an election.
-                    hops += 1
-                    if hops > 2 {
-                        try await Task.sleep(for: backoff)
-                        backoff = min(backoff * 2, maxBackoff)
+        let hedgeAfter = hedged ? self.hedgeAfter : nil
+        let maxBackoff = self.maxBackoff
+        let clients = self.clients
+        let addresses = self.addresses
+        return try await withThrowingTaskGroup(of: Event<R>.self) { group in
+            var outstanding: Set<String> = []
+            var launched = 0
+            var backoff: Duration = .milliseconds(10)
+            var backingOff = false
+            // What the last few attempts met, and how long each took: the error when all fail.
+            var attempts: [String] = []
+            var attemptCount = 0
+            var tried = 0
+            var hops = 0
+
+            func launch(_ address: String) {
+                outstanding.insert(address)
+                launched += 1
+                let attempt = launched
+                let client = clients[address]!
+                group.addTask {
+                    let began = ContinuousClock.now
+                    do {
+                        return .answered(try await call(client), from: address)
+                    } catch {
+                        return .failed(address, error, took: began.duration(to: .now))
                     }
-                    next = hint
-                    continue
                 }
-                // Errors that retrying cannot fix; everything else (no leader yet, leader change,
-                // timeout, overload, node down) is retried on the next node after a back-off.
-                if [.invalidArgument, .aborted, .internalError].contains(error.code) {
-                    throw Failure(description: "\(next): \(error.message)")
+                if let hedgeAfter {
+                    group.addTask {
+                        try? await Task.sleep(for: hedgeAfter)
+                        return .hedge(attempt: attempt)
+                    }
                 }
-            } catch {
-                note(next, "\(error)", since: began)
             }
-            tried += 1
-            next = addresses[tried % addresses.count]
-            try await Task.sleep(for: backoff)
-            backoff = min(backoff * 2, maxBackoff)
+            /// The next node in turn that has no attempt out, if any.
+            func nextIdle() -> String? {
+                for _ in 0..<addresses.count {
+                    tried += 1
+                    let a = addresses[tried % addresses.count]
+                    if !outstanding.contains(a) { return a }
+                }
+                return nil
+            }
+            func retryLater(_ address: String) {
+                guard !backingOff else { return }
+                backingOff = true
+                let pause = backoff
+                backoff = min(backoff * 2, maxBackoff)
+                group.addTask {
+                    try? await Task.sleep(for: pause)
+                    return .retry(next: address)
+                }
+            }
+
+            launch(state.withLock { $0.leader } ?? addresses[0])
+            while let event = try await group.next() {
+                if Task.isCancelled {
+                    group.cancelAll()
+                    throw CancellationError()
+                }
+                switch event {
+                case .answered(let result, let address):
+                    state.withLock { $0.leader = address }
+                    group.cancelAll()
+                    return result
+                case .hedge(let attempt):
+                    // The latest attempt is still out, maybe on a node that will never answer:
+                    // try another node too.
+                    if attempt == launched, !outstanding.isEmpty, clock.now < deadline, !backingOff, let other = nextIdle() { launch(other) }
+                case .retry(let address):
+                    backingOff = false
+                    guard clock.now < deadline else { break }
+                    if !outstanding.contains(address) {
+                        launch(address)
+                    } else if let other = nextIdle() {
+                        launch(other)
+                    }
+                case .failed(let address, let error, let took):
+                    outstanding.remove(address)
+                    attemptCount += 1
+                    let message = (error as? RPCError)?.message ?? "\(error)"
+                    attempts.append("\(address) \(message) (\(Self.millis(took)) ms)")
+                    if attempts.count > 6 { attempts.removeFirst() }
+                    if let error = error as? RPCError {
+                        // Errors that retrying cannot fix; everything else (no leader yet, leader
+                        // change, timeout, overload, node down) is retried.
+                        if [.invalidArgument, .aborted, .internalError].contains(error.code) {
+                            group.cancelAll()
+                            throw Failure(description: "\(address): \(error.message)")
+                        }
+                        if error.code == .failedPrecondition, let hint = error.metadata[stringValues: "leader-address"].first(where: { _ in true }),
+                            clients[hint] != nil
+                        {
+                            guard clock.now < deadline else { break }
+                            // Follow the hint at once, but not in a tight loop: two nodes can point
+                            // at each other for a moment around an election. A hint naming a node
+                            // whose attempt is still out (a leader that hangs, which the others
+                            // have not yet replaced) is retried elsewhere after a back-off.
+                            hops += 1
+                            if outstanding.contains(hint) {
+                                if let other = nextIdle() { retryLater(other) }
+                            } else if hops > 2 {
+                                retryLater(hint)
+                            } else {
+                                launch(hint)
+                            }
+                            break
+                        }
+                    }
+                    if clock.now < deadline, outstanding.isEmpty, let other = nextIdle() { retryLater(other) }
+                }
+                if outstanding.isEmpty && !backingOff { break }
+            }
+            group.cancelAll()
+            let last = attempts.isEmpty ? "no node answered" : attempts.joined(separator: "; ")
+            throw Failure(
+                description: "gave up after \(timeout ?? self.timeout) and \(attemptCount) attempts; the last: \(last)")
         }
-        let last = attempts.isEmpty ? "no node answered" : attempts.joined(separator: "; ")
-        throw Failure(
-            description: "gave up after \(timeout ?? self.timeout) and \(attemptCount) attempts; the last: \(last)")
     }
 
     private static func millis(_ d: Duration) -> Int64 {

@@ -36,6 +36,8 @@ final class Driver {
     private var stopping: (transfer: Bool, deadline: UInt64)?
     /// Syncs in a row slower than `options.slowSyncThreshold` while leading.
     private var slowSyncs = 0
+    /// The leader and term last written to the log (see ``noteLeadership(_:)``).
+    private var loggedLeadership: (leader: NodeID, term: Term) = (noNode, 0)
     private(set) var finished = false
 
     init(options: NodeOptions, transport: any PeerTransport, storage: any LogStorage, stateMachine: any ReplicatedStateMachine) throws {
@@ -158,6 +160,20 @@ final class Driver {
         try? raft.transferLeadership(to: best.id)
     }
 
+    /// Logs each new leader (with its term) and this node's stepping down: what an operator
+    /// reads first after a failure. A node without a leader (campaigning, cut off) logs nothing
+    /// more until one is known, so that an isolated node does not log every election timeout.
+    private func noteLeadership(_ soft: SoftState) {
+        let previous = loggedLeadership
+        if previous.leader == raft.id && soft.role != .leader {
+            options.log("stepped down at term \(raft.term)")
+            loggedLeadership.leader = noNode
+        }
+        guard soft.leader != noNode, (soft.leader, raft.term) != previous else { return }
+        loggedLeadership = (soft.leader, raft.term)
+        options.log(soft.leader == raft.id ? "leading at term \(raft.term)" : "following node \(soft.leader) at term \(raft.term)")
+    }
+
     private func beginStop(transfer: Bool) {
         guard stopping == nil else { return }
         let waitTicks = UInt64(options.raft.electionTimeout * 2)
@@ -208,6 +224,7 @@ final class Driver {
                 throw error
             }
             if rd.mustPersist { noteSync(took: started.duration(to: .now)) }
+            if let soft = rd.softState { noteLeadership(soft) }
             if !rd.messages.isEmpty { transport.send(rd.messages) }
             if let s = rd.snapshot { try restore(s.data) }
             for e in rd.committedEntries { apply(e) }

@@ -238,6 +238,26 @@ public final class Orchestrator: Sendable {
         if case .refused(let why)? = try? ManifestReply(decoding: result.result) { throw .invalidRequest(why) }
     }
 
+    /// An agent stopping of its own accord: it is marked left and its active attempts go back to
+    /// the queue now, not once it would be declared dead. Only the incarnation that registered
+    /// may leave (a late request of an earlier process must not remove its successor). Returns
+    /// whether it left, and how many attempts were re-queued.
+    func leave(agent: AgentID, incarnation: UInt64) async throws(NodeError) -> (left: Bool, requeued: Int) {
+        try await requireLeader()
+        let active: Int? = store.read { m in
+            guard let a = m.agents[agent], a.state == .live, a.incarnation == incarnation else { return nil }
+            return m.activeByAgent[agent]?.count ?? 0
+        }
+        guard let active else { return (false, 0) }
+        let result = try await node.propose(ManifestCommand.agentLeft(agent: agent, at: wallClockMillis()).encoded)
+        if case .refused? = try? ManifestReply(decoding: result.result) { return (false, 0) }
+        state.withLock { s in
+            s.heartbeats[agent] = nil
+            s.streams[agent]?.continuation.finish()
+        }
+        return (true, active)
+    }
+
     /// Opens the agent's assignment stream: its active attempts first, then each new assignment.
     func openAssignments(agent: AgentID, incarnation: UInt64) async throws(NodeError) -> (AsyncStream<Flotilla_V1_Assignment>, UInt64) {
         try await requireLeader()

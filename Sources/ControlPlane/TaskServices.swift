@@ -224,6 +224,18 @@ public struct AgentsService: Flotilla_V1_Agents.SimpleServiceProtocol {
         }
     }
 
+    public func leave(request: Flotilla_V1_LeaveRequest, context: ServerContext) async throws -> Flotilla_V1_LeaveResponse {
+        do {
+            let (left, requeued) = try await orchestrator.leave(agent: request.agentID, incarnation: request.incarnation)
+            return .with {
+                $0.left = left
+                $0.requeued = UInt32(requeued)
+            }
+        } catch {
+            throw rpcError(error, config: config)
+        }
+    }
+
     public func report(request: Flotilla_V1_ReportRequest, context: ServerContext) async throws -> Flotilla_V1_ReportResponse {
         let now = wallClockMillis()
         let command: ManifestCommand

@@ -121,7 +121,7 @@ extension ClusterClient {
                 $0.ids = ids
                 $0.timeoutMs = UInt64(max(1, min(30_000, deadline.timeIntervalSinceNow * 1000)))
             }
-            let response = try await call(timeout: .seconds(60)) { try await TasksClient(wrapping: $0).awaitTasks(request) }
+            let response = try await call(timeout: .seconds(60), hedged: false) { try await TasksClient(wrapping: $0).awaitTasks(request) }
             if response.complete { return response.tasks }
             if Date() >= deadline { throw BenchError("tasks did not finish within \(Int(seconds)) s") }
         }

@@ -3,6 +3,7 @@ import ArgumentParser
 import ControlPlane
 import Foundation
 import Kernels
+import Synchronization
 
 /// `flotilla agent`: a node agent that runs tasks for the cluster.
 struct AgentCommand: AsyncParsableCommand {
@@ -15,7 +16,9 @@ struct AgentCommand: AsyncParsableCommand {
             to the new leader. Matmul tasks run on OpenBLAS. If OpenBLAS would fall back to a \
             generic kernel on this CPU (Debian's 0.3.21 does on recent Xeons), the agent restarts \
             itself once with OPENBLAS_CORETYPE set from the CPU's flags; set the variable yourself \
-            to choose another kernel. SIGTERM or SIGINT stops the agent.
+            to choose another kernel. SIGTERM or SIGINT makes the agent leave the cluster: the \
+            leader puts its running tasks back in the queue at once (rather than after dead_after) \
+            and the agent stops; a second signal stops it at once.
             """)
 
     @Option(help: "This agent's id (unique in the cluster).")
@@ -49,15 +52,33 @@ struct AgentCommand: AsyncParsableCommand {
         var options = AgentOptions(id: id, zone: zone, slots: slots, controlPlane: addresses)
         options.info = kernelInfo()
         options.injectedDelay = .milliseconds(injectDelayMs)
+        options.log = { [id] in say("flotilla agent \(id): \($0)") }
         if let advice = OpenBLAS.coreTypeAdvice { say("warning: \(advice)") }
         let agent = AgentRuntime(options: options, execute: matmulExecutor())
         say("flotilla agent \(id): zone \(zone), \(slots) slot\(slots == 1 ? "" : "s"), \(options.info), control plane \(addresses.joined(separator: ","))")
         let task = Task { try await agent.run() }
-        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { task.cancel() }
+        // The first SIGTERM or SIGINT leaves the cluster (the leader re-queues the running
+        // attempts at once) and exits without waiting for them; a second one exits at once.
+        let name = id
+        let signalled = SignalCount()
+        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) {
+            if signalled.increment() > 1 { _exit(1) }
+            Task {
+                await agent.leave()
+                say("flotilla agent \(name): stopped after \(agent.completedCount) task\(agent.completedCount == 1 ? "" : "s")")
+                Glibc.exit(0)
+            }
+        }
         defer { signals.cancel() }
-        _ = await task.result
-        say("flotilla agent \(id): stopped after \(agent.completedCount) task\(agent.completedCount == 1 ? "" : "s")")
+        try await task.value
     }
+}
+
+/// How many stop signals a process received.
+final class SignalCount: Sendable {
+    private let count = Atomic<Int>(0)
+    /// Counts one more; returns the new count.
+    func increment() -> Int { count.add(1, ordering: .relaxed).newValue }
 }
 
 /// Writes a line to standard output at once (not buffered): long-running processes log to files,

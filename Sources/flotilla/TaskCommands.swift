@@ -161,7 +161,7 @@ struct SubmitCommand: AsyncParsableCommand {
                 $0.ids = ids
                 $0.timeoutMs = UInt64(max(1, min(left, 30_000)))
             }
-            let response = try await client.call(timeout: .seconds(60)) { try await tasksClient($0).awaitTasks(request) }
+            let response = try await client.call(timeout: .seconds(60), hedged: false) { try await tasksClient($0).awaitTasks(request) }
             if response.complete { return response.tasks }
             guard ContinuousClock.now < deadline else {
                 let open = response.tasks.filter { !["succeeded", "failed", "cancelled"].contains($0.state) }.count

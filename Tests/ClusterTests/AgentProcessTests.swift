@@ -14,10 +14,10 @@ struct AgentProcessTests {
 
     /// A cluster with agents; short heartbeats so that a dead agent is noticed in seconds.
     static func withAgents(
-        nodes: Int = 3, agents: Int, agentDelayMs: Int = 0, _ body: (String, [String]) async throws -> Void
+        nodes: Int = 3, agents: Int, agentDelayMs: Int = 0, deadAfter: Double = 1.5, _ body: (String, [String]) async throws -> Void
     ) async throws {
         let dir = NSTemporaryDirectory() + "flotilla-at-\(UUID().uuidString.prefix(8))"
-        var args = ["cluster", "up", "--nodes", String(nodes), "--agents", String(agents), "--dir", dir, "--heartbeat", "0.2", "--dead-after", "1.5"]
+        var args = ["cluster", "up", "--nodes", String(nodes), "--agents", String(agents), "--dir", dir, "--heartbeat", "0.2", "--dead-after", String(deadAfter)]
         if agentDelayMs > 0 { args += ["--agent-delay-ms", String(agentDelayMs)] }
         try await withCleanup {
             let up = try await P.flotilla(args)
@@ -163,6 +163,38 @@ struct AgentProcessTests {
                     if !live { try await Task.sleep(for: .milliseconds(100)) }
                 }
                 #expect(live)
+            }
+        }
+    }
+
+    /// SIGTERM: the agent leaves, and the leader puts its running task back in the queue at once.
+    /// dead_after is a minute here: the task finishing elsewhere within the wait shows that the
+    /// agent left rather than being declared dead.
+    @Test func anAgentStoppedWithSIGTERMLeavesAndItsTaskRunsElsewhere() async throws {
+        try await Self.withAgents(agents: 2, agentDelayMs: 4_000, deadAfter: 60) { dir, addresses in
+            try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in
+                let submitted = try await Self.submit(client, size: 64, count: 1)
+                var victim = ""
+                let deadline = Date().addingTimeInterval(30)
+                while Date() < deadline {
+                    let t = try await Self.task(client, submitted.firstID)
+                    if t.state == "running", let a = t.attempts.last { victim = a.agent; break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                try #require(!victim.isEmpty, "the task never started")
+                let pidText = try String(contentsOfFile: "\(dir)/agents/\(victim)/agent.pid", encoding: .utf8)
+                kill(try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines))), SIGTERM)
+                let tasks = try await Self.waitForAll(client, expected: 1, seconds: 40)
+                let t = try #require(tasks.first)
+                #expect(t.state == "succeeded")
+                #expect(t.attempts.first?.agent == victim && t.attempts.first?.outcome == "abandoned")
+                #expect(t.attempts.first?.reason.contains("left") == true, "\(t.attempts)")
+                #expect(t.attempts.last?.agent != victim && t.attempts.last?.outcome == "succeeded")
+                Self.expectRecordedOnce(tasks)
+                let agents = try await client.call { try await Flotilla_V1_Tasks.Client(wrapping: $0).listAgents(Flotilla_V1_ListAgentsRequest()) }
+                #expect(agents.agents.first { $0.id == victim }?.state == "left")
+                let log = try String(contentsOfFile: "\(dir)/agents/\(victim)/agent.log", encoding: .utf8)
+                #expect(log.contains("left the cluster; 1 running attempt went back to the queue"), "\(log)")
             }
         }
     }

@@ -79,7 +79,12 @@ struct ProcessClusterTests {
             let rows = doc?["nodes"] as? [[String: Any]] ?? []
             #expect(rows.count == nodes)
             #expect(rows.filter { $0["role"] as? String == "leader" }.count == 1)
-            #expect(doc?["leader"] as? Int != nil)
+            let leader = try #require(doc?["leader"] as? Int)
+            // Each node's log says who leads.
+            for id in 1...nodes {
+                let log = try String(contentsOfFile: "\(dir)/n\(id)/node.log", encoding: .utf8)
+                #expect(log.contains(id == leader ? "leading at term" : "following node \(leader) at term"), "node \(id): \(log)")
+            }
         }
     }
 
@@ -104,6 +109,27 @@ struct ProcessClusterTests {
                 return false
             }
             #expect(caughtUp)
+        }
+    }
+
+    /// A node that accepts connections and never answers (stopped, hung) does not hold a client
+    /// whose call it gets first: after `hedgeAfter` the call also goes to the other nodes. The
+    /// budget (4 s) is shorter than the per-call timeout (5 s) that alone would free the caller,
+    /// so without hedging the call fails, which the second half shows.
+    @Test func aNodeThatNeverAnswersDoesNotHoldAClient() async throws {
+        try await Self.withProcessCluster(nodes: 3) { dir, addresses in
+            _ = try await Self.leader(addresses)
+            let silent = try ListeningSocket()
+            defer { silent.close() }
+            let nodes = ["127.0.0.1:\(silent.port)"] + addresses
+            let answered = try await ClusterClient.withCluster(nodes, timeout: .seconds(4), hedgeAfter: .milliseconds(100)) { client in
+                (try? await client.propose(KeyValueStore.put(Self.key(1), [1]))) != nil
+            }
+            #expect(answered)
+            let unhedged = try await ClusterClient.withCluster(nodes, timeout: .seconds(4), hedgeAfter: nil) { client in
+                (try? await client.propose(KeyValueStore.put(Self.key(2), [1]))) != nil
+            }
+            #expect(!unhedged)
         }
     }
 

@@ -2836,12 +2836,26 @@ public enum Flotilla_V1_Agents: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Leave" metadata.
+        public enum Leave: Sendable {
+            /// Request type for "Leave".
+            public typealias Input = Flotilla_V1_LeaveRequest
+            /// Response type for "Leave".
+            public typealias Output = Flotilla_V1_LeaveResponse
+            /// Descriptor for "Leave".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "flotilla.v1.Agents"),
+                method: "Leave",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "flotilla.v1.Agents" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Register.descriptor,
             Heartbeat.descriptor,
             Assignments.descriptor,
-            Report.descriptor
+            Report.descriptor,
+            Leave.descriptor
         ]
     }
 }
@@ -2928,6 +2942,25 @@ extension Flotilla_V1_Agents {
             request: GRPCCore.StreamingServerRequest<Flotilla_V1_ReportRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_ReportResponse>
+
+        /// Handle the "Leave" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An agent stopping of its own accord (SIGTERM): its active attempts go back to the queue at
+        /// > once rather than when it would be declared dead. Only the registered incarnation may leave.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Flotilla_V1_LeaveRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Flotilla_V1_LeaveResponse` messages.
+        func leave(
+            request: GRPCCore.StreamingServerRequest<Flotilla_V1_LeaveRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_LeaveResponse>
     }
 
     /// Service protocol for the "flotilla.v1.Agents" service.
@@ -2998,6 +3031,25 @@ extension Flotilla_V1_Agents {
             request: GRPCCore.ServerRequest<Flotilla_V1_ReportRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_ReportResponse>
+
+        /// Handle the "Leave" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An agent stopping of its own accord (SIGTERM): its active attempts go back to the queue at
+        /// > once rather than when it would be declared dead. Only the registered incarnation may leave.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_LeaveRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Flotilla_V1_LeaveResponse` message.
+        func leave(
+            request: GRPCCore.ServerRequest<Flotilla_V1_LeaveRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_LeaveResponse>
     }
 
     /// Simple service protocol for the "flotilla.v1.Agents" service.
@@ -3067,6 +3119,25 @@ extension Flotilla_V1_Agents {
             request: Flotilla_V1_ReportRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Flotilla_V1_ReportResponse
+
+        /// Handle the "Leave" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An agent stopping of its own accord (SIGTERM): its active attempts go back to the queue at
+        /// > once rather than when it would be declared dead. Only the registered incarnation may leave.
+        ///
+        /// - Parameters:
+        ///   - request: A `Flotilla_V1_LeaveRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Flotilla_V1_LeaveResponse` to respond with.
+        func leave(
+            request: Flotilla_V1_LeaveRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Flotilla_V1_LeaveResponse
     }
 }
 
@@ -3118,6 +3189,17 @@ extension Flotilla_V1_Agents.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Flotilla_V1_Agents.Method.Leave.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_LeaveRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_LeaveResponse>(),
+            handler: { request, context in
+                try await self.leave(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -3162,6 +3244,17 @@ extension Flotilla_V1_Agents.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_ReportResponse> {
         let response = try await self.report(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func leave(
+        request: GRPCCore.StreamingServerRequest<Flotilla_V1_LeaveRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Flotilla_V1_LeaveResponse> {
+        let response = try await self.leave(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -3221,6 +3314,19 @@ extension Flotilla_V1_Agents.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_ReportResponse> {
         return GRPCCore.ServerResponse<Flotilla_V1_ReportResponse>(
             message: try await self.report(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func leave(
+        request: GRPCCore.ServerRequest<Flotilla_V1_LeaveRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Flotilla_V1_LeaveResponse> {
+        return GRPCCore.ServerResponse<Flotilla_V1_LeaveResponse>(
+            message: try await self.leave(
                 request: request.message,
                 context: context
             ),
@@ -3317,6 +3423,30 @@ extension Flotilla_V1_Agents {
             deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_ReportResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_ReportResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Leave" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An agent stopping of its own accord (SIGTERM): its active attempts go back to the queue at
+        /// > once rather than when it would be declared dead. Only the registered incarnation may leave.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_LeaveRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_LeaveRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_LeaveResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func leave<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_LeaveRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_LeaveRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_LeaveResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_LeaveResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -3458,6 +3588,41 @@ extension Flotilla_V1_Agents {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Leave" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An agent stopping of its own accord (SIGTERM): its active attempts go back to the queue at
+        /// > once rather than when it would be declared dead. Only the registered incarnation may leave.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Flotilla_V1_LeaveRequest` message.
+        ///   - serializer: A serializer for `Flotilla_V1_LeaveRequest` messages.
+        ///   - deserializer: A deserializer for `Flotilla_V1_LeaveResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func leave<Result>(
+            request: GRPCCore.ClientRequest<Flotilla_V1_LeaveRequest>,
+            serializer: some GRPCCore.MessageSerializer<Flotilla_V1_LeaveRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Flotilla_V1_LeaveResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_LeaveResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Flotilla_V1_Agents.Method.Leave.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -3562,6 +3727,36 @@ extension Flotilla_V1_Agents.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_ReportRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_ReportResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Leave" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > An agent stopping of its own accord (SIGTERM): its active attempts go back to the queue at
+    /// > once rather than when it would be declared dead. Only the registered incarnation may leave.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Flotilla_V1_LeaveRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func leave<Result>(
+        request: GRPCCore.ClientRequest<Flotilla_V1_LeaveRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_LeaveResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.leave(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Flotilla_V1_LeaveRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Flotilla_V1_LeaveResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3684,6 +3879,40 @@ extension Flotilla_V1_Agents.ClientProtocol {
             metadata: metadata
         )
         return try await self.report(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Leave" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > An agent stopping of its own accord (SIGTERM): its active attempts go back to the queue at
+    /// > once rather than when it would be declared dead. Only the registered incarnation may leave.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func leave<Result>(
+        _ message: Flotilla_V1_LeaveRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Flotilla_V1_LeaveResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Flotilla_V1_LeaveRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.leave(
             request: request,
             options: options,
             onResponse: handleResponse
