@@ -112,6 +112,8 @@ func rpcError(_ error: NodeError, config: ClusterConfig) -> RPCError {
         switch raftError {
         case .proposalQueueFull: return RPCError(code: .resourceExhausted, message: error.description)
         case .configurationChangePending, .transferInProgress: return RPCError(code: .unavailable, message: error.description)
+        // Asking again cannot help: not retried.
+        case .invalidTransferTarget, .invalidConfigurationChange: return RPCError(code: .invalidArgument, message: error.description)
         default: return RPCError(code: .failedPrecondition, message: error.description)
         }
     case .storageFailed:

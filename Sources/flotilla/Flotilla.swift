@@ -9,7 +9,7 @@ struct Flotilla: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             NodeCommand.self, AgentCommand.self, ClusterCommand.self, StatusCommand.self, SubmitCommand.self, TasksCommand.self,
-            TaskCommand.self, AgentsCommand.self, MeasureCommand.self, SimulateCommand.self,
+            TaskCommand.self, AgentsCommand.self, JobCommand.self, TransferLeadershipCommand.self, MeasureCommand.self, SimulateCommand.self,
         ]
     )
 }

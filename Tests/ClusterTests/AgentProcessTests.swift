@@ -199,6 +199,34 @@ struct AgentProcessTests {
         }
     }
 
+    /// `flotilla job pause`: the job's tasks are not placed, though agents are idle; after
+    /// `flotilla job resume` they run.
+    @Test func aPausedJobWaitsAndRunsOnceResumed() async throws {
+        try await Self.withAgents(agents: 1) { dir, addresses in
+            let paused = try await P.flotilla(["job", "pause", "nightly", "--dir", dir])
+            #expect(paused.status == 0 && paused.output.contains("job nightly paused"), "\(paused.output)")
+            let submitted = try await P.flotilla(["submit", "matmul", "--size", "64", "--count", "3", "--job", "nightly", "--dir", dir])
+            #expect(submitted.status == 0, "\(submitted.output)")
+            try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in
+                // Other work runs meanwhile: the agent is there and idle.
+                let other = try await Self.submit(client, size: 64, count: 1)
+                var state = ""
+                let deadline = Date().addingTimeInterval(60)
+                while state != "succeeded" && Date() < deadline {
+                    state = try await Self.task(client, other.firstID).state
+                    if state != "succeeded" { try await Task.sleep(for: .milliseconds(100)) }
+                }
+                #expect(state == "succeeded")
+                let waiting = try await Self.list(client).filter { $0.spec.job == "nightly" }
+                #expect(waiting.count == 3 && waiting.allSatisfy { $0.state == "pending" && $0.attempts.isEmpty }, "\(waiting.map(\.state))")
+                let resumed = try await P.flotilla(["job", "resume", "nightly", "--dir", dir])
+                #expect(resumed.status == 0, "\(resumed.output)")
+                let tasks = try await Self.waitForAll(client, expected: 4, seconds: 60)
+                #expect(tasks.allSatisfy { $0.state == "succeeded" })
+            }
+        }
+    }
+
     @Test func aTaskThatAlwaysFailsEndsFailedAfterThreeAttempts() async throws {
         try await Self.withAgents(agents: 2) { dir, addresses in
             try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in

@@ -112,6 +112,29 @@ struct ProcessClusterTests {
         }
     }
 
+    /// `flotilla transfer-leadership` moves leadership to the most up-to-date follower, or to
+    /// the node named; naming the leader changes nothing.
+    @Test func leadershipMovesOnDemand() async throws {
+        try await Self.withProcessCluster(nodes: 3) { dir, addresses in
+            let first = Int(try await Self.leader(addresses))
+            let moved = try await Self.flotilla(["transfer-leadership", "--dir", dir])
+            #expect(moved.status == 0, "\(moved.output)")
+            let second = Int(try await Self.leader(addresses))
+            #expect(second != first)
+            #expect(moved.output.contains("node \(second) leads"), "\(moved.output)")
+            let target = (1...3).first { $0 != first && $0 != second }!
+            let named = try await Self.flotilla(["transfer-leadership", "--to", String(target), "--dir", dir])
+            #expect(named.status == 0, "\(named.output)")
+            #expect(try await Self.leader(addresses) == UInt64(target))
+            let same = try await Self.flotilla(["transfer-leadership", "--to", String(target), "--dir", dir])
+            #expect(same.status == 0 && same.output.contains("already leads"), "\(same.output)")
+            // Writes go on through the new leader.
+            try await ClusterClient.withCluster(addresses) { client in
+                _ = try await client.propose(KeyValueStore.put(Self.key(1), [1]))
+            }
+        }
+    }
+
     /// A node that accepts connections and never answers (stopped, hung) does not hold a client
     /// whose call it gets first: after `hedgeAfter` the call also goes to the other nodes. The
     /// budget (4 s) is shorter than the per-call timeout (5 s) that alone would free the caller,

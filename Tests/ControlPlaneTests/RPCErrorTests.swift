@@ -30,5 +30,8 @@ import Testing
     @Test func badInputIsNotRetried() {
         #expect(rpcError(.invalidRequest("bad"), config: config).code == .invalidArgument)
         #expect(rpcError(.staleSequence, config: config).code == .aborted)
+        // A transfer to the leader itself, or a membership change that changes nothing.
+        #expect(rpcError(.refused(.invalidTransferTarget(1)), config: config).code == .invalidArgument)
+        #expect(rpcError(.refused(.invalidConfigurationChange("node 2 is already a voter")), config: config).code == .invalidArgument)
     }
 }
