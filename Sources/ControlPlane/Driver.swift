@@ -171,6 +171,7 @@ final class Driver {
         }
         guard soft.leader != noNode, (soft.leader, raft.term) != previous else { return }
         loggedLeadership = (soft.leader, raft.term)
+        NodeThreadMetrics.leaderChanges.increment()
         options.log(soft.leader == raft.id ? "leading at term \(raft.term)" : "following node \(soft.leader) at term \(raft.term)")
     }
 
@@ -223,7 +224,11 @@ final class Driver {
                 failAll(.storageFailed("\(error)"))
                 throw error
             }
-            if rd.mustPersist { noteSync(took: started.duration(to: .now)) }
+            if rd.mustPersist {
+                let took = started.duration(to: .now)
+                NodeThreadMetrics.syncs.recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
+                noteSync(took: took)
+            }
             if let soft = rd.softState { noteLeadership(soft) }
             if !rd.messages.isEmpty { transport.send(rd.messages) }
             if let s = rd.snapshot { try restore(s.data) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ControlPlane
 import Foundation
+import NIOCore
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Manifest
@@ -28,6 +29,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "The cluster configuration file (YAML).")
     var config: String
 
+    @Option(help: "Serve Prometheus metrics (GET /metrics) on this port of the node's host. Off by default.")
+    var metricsPort: Int?
+
     @Option(help: ArgumentHelp(
         "For tests: a file naming peer ids (comma-separated) this node is cut off from, re-read every 50 ms.",
         visibility: .hidden))
@@ -37,6 +41,10 @@ struct NodeCommand: AsyncParsableCommand {
         "For tests: a file saying how this node's disk misbehaves, re-read every 50 ms: 'delay MS' (every fsync sleeps MS first), 'fail' (the next fsync fails), or nothing (healthy).",
         visibility: .hidden))
     var diskFaultFile: String?
+
+    func validate() throws {
+        if let p = metricsPort, !(1...65_535).contains(p) { throw ValidationError("--metrics-port must be between 1 and 65535") }
+    }
 
     func run() async throws {
         let cluster = try loadClusterConfig(config)
@@ -102,6 +110,16 @@ struct NodeCommand: AsyncParsableCommand {
         let server = GRPCServer(
             transport: HTTP2ServerTransport.Posix(address: .ipv4(host: me.host, port: me.port), transportSecurity: .plaintext),
             services: services)
+        var metricsChannel: (any Channel)?
+        if let metricsPort {
+            do {
+                metricsChannel = try await MetricsEndpoint(host: me.host, port: metricsPort).start()
+            } catch {
+                await listener?.close()
+                throw CLIError("node \(id): cannot serve metrics on \(me.host):\(metricsPort): \(error)")
+            }
+        }
+        defer { metricsChannel?.close(promise: nil) }
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { node.stop(transferLeadership: true) }
         defer { signals.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -124,6 +142,10 @@ struct NodeCommand: AsyncParsableCommand {
             if let listener { group.addTask { await listener.run() } }
             group.addTask { await runTransport() }
             group.addTask { await orchestrator.run() }
+            if metricsChannel != nil {
+                say("flotilla node \(id): metrics on http://\(me.host):\(metricsPort ?? 0)/metrics")
+                group.addTask { await NodeMetrics(node: node, store: manifest).run() }
+            }
             if let faults, let faultFile {
                 group.addTask {
                     while !Task.isCancelled {

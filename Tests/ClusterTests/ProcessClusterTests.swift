@@ -156,6 +156,41 @@ struct ProcessClusterTests {
         }
     }
 
+    /// `flotilla node --metrics-port`: a one-node cluster elects itself, and `GET /metrics`
+    /// says so in Prometheus' format, with its log positions, fsync histogram and task counts.
+    @Test func aNodeServesPrometheusMetrics() async throws {
+        let dir = NSTemporaryDirectory() + "flotilla-metrics-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ports = try (0..<3).map { _ in try ListeningSocket() }
+        let (clientPort, peerPort, metricsPort) = (ports[0].port, ports[1].port, ports[2].port)
+        for p in ports { p.close() }
+        let yaml = "nodes:\n  - id: 1\n    address: 127.0.0.1:\(clientPort)\n    peer_port: \(peerPort)\n    zone: z\n    data_dir: \(dir)/data\n"
+        try yaml.write(toFile: dir + "/cluster.yaml", atomically: true, encoding: .utf8)
+        let node = Process()
+        node.executableURL = URL(fileURLWithPath: Self.executable)
+        node.arguments = ["node", "--id", "1", "--config", dir + "/cluster.yaml", "--metrics-port", String(metricsPort)]
+        node.standardOutput = FileHandle.nullDevice
+        node.standardError = FileHandle.nullDevice
+        try node.run()
+        defer {
+            node.terminate()
+            kill(node.processIdentifier, SIGKILL)
+        }
+        var text = ""
+        for _ in 0..<200 where !text.contains("flotilla_raft_is_leader 1") {
+            try await Task.sleep(for: .milliseconds(50))
+            text = httpGet(port: metricsPort, path: "/metrics") ?? ""
+        }
+        #expect(text.contains("flotilla_raft_is_leader 1"), "\(text)")
+        #expect(text.contains("flotilla_raft_leader_id 1"))
+        #expect(text.contains("# TYPE flotilla_storage_sync_seconds histogram"))
+        #expect(text.contains("flotilla_tasks{state=\"pending\"} 0"))
+        #expect(text.contains("flotilla_agents{state=\"live\"} 0"))
+        #expect(text.contains("flotilla_raft_leader_changes_total 1"))
+        #expect(httpGet(port: metricsPort, path: "/other")?.contains("only GET /metrics") == true)
+    }
+
     /// A node whose peer port is taken stops at once, naming the port.
     @Test func aNodeWhosePeerPortIsTakenRefusesToStart() async throws {
         let dir = NSTemporaryDirectory() + "flotilla-pp-\(UUID().uuidString.prefix(8))"
@@ -310,4 +345,31 @@ final class ListeningSocket {
     }
 
     func close() { _ = Glibc.close(fd) }
+}
+
+/// The body of `GET path` on 127.0.0.1:`port` (HTTP/1.1, one request, read to the end), or nil if
+/// nothing answers.
+func httpGet(port: Int, path: String) -> String? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    defer { _ = Glibc.close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    let connected = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    guard connected else { return nil }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+    guard write(fd, request, request.count) == request.count else { return nil }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = read(fd, &buffer, buffer.count)
+        if n <= 0 { break }
+        response += buffer[0..<n]
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    return text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) }
 }
