@@ -161,7 +161,11 @@ let package = Package(
             swiftSettings: strictSettings),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", "RaftStorage", "Raft", .product(name: "GRPCCore", package: "grpc-swift-2")],
+            dependencies: [
+                "ControlPlane", "RaftStorage", "Raft", "FlotillaProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
             swiftSettings: strictSettings),
         // Real `flotilla` processes on 127.0.0.1 (needs the executable built: `swift test` builds it).
         .testTarget(

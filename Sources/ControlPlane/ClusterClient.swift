@@ -264,7 +264,10 @@ public final class ClusterClient: Sendable {
                             break
                         }
                     }
-                    if clock.now < deadline, outstanding.isEmpty, let other = nextIdle() { retryLater(other) }
+                    // Retry elsewhere after a back-off, even while another attempt is out: that one
+                    // may hang (a stopped leader), and the node that just failed may have been
+                    // campaigning, with no leader to name yet.
+                    if clock.now < deadline, let other = nextIdle() { retryLater(other) }
                 }
                 if outstanding.isEmpty && !backingOff { break }
             }
