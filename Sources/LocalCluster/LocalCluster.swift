@@ -75,8 +75,26 @@ public struct LocalCluster: Sendable {
     /// `<dir>/n<ID>/faults` for peers to cut off and `<dir>/n<ID>/disk-faults` for disk faults
     /// (see `flotilla node --fault-file` and `--disk-fault-file`).
     public func extraNodeArguments(_ id: NodeID) -> [String] {
-        guard faultHooks || ProcessInfo.processInfo.environment["FLOTILLA_FAULT_FILES"] == "1" else { return [] }
-        return ["--fault-file", nodeDir(id) + "/faults", "--disk-fault-file", diskFaultPath(id)]
+        var arguments: [String] = []
+        if let port = metricsPort(id) { arguments += ["--metrics-port", String(port)] }
+        guard faultHooks || ProcessInfo.processInfo.environment["FLOTILLA_FAULT_FILES"] == "1" else { return arguments }
+        return arguments + ["--fault-file", nodeDir(id) + "/faults", "--disk-fault-file", diskFaultPath(id)]
+    }
+
+    /// The port node `id` serves Prometheus metrics on, kept in its folder so that a restarted
+    /// node serves them again (`cluster up --metrics-base-port`); nil: none.
+    public func metricsPort(_ id: NodeID) -> Int? {
+        (try? String(contentsOfFile: nodeDir(id) + "/metrics_port", encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    public func setMetricsPort(_ id: NodeID, _ port: Int?) throws {
+        try FileManager.default.createDirectory(atPath: nodeDir(id), withIntermediateDirectories: true)
+        let path = nodeDir(id) + "/metrics_port"
+        if let port {
+            try String(port).write(toFile: path, atomically: true, encoding: .utf8)
+        } else {
+            try? FileManager.default.removeItem(atPath: path)
+        }
     }
 
     public func pid(_ id: NodeID) -> Int32? {

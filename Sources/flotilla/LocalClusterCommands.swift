@@ -36,6 +36,9 @@ struct ClusterCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("For tests: milliseconds every agent adds to each task.", visibility: .hidden))
         var agentDelayMs = 0
 
+        @Option(help: "Serve Prometheus metrics (GET /metrics): node N on port BASE+N-1. Off by default.")
+        var metricsBasePort: Int?
+
         @Option(
             help: "How Raft messages travel between nodes: nio (frames on each node's peer port) or grpc (streams on the client port). Default: the folder's previous choice, else nio.",
             transform: { text in
@@ -52,6 +55,9 @@ struct ClusterCommand: AsyncParsableCommand {
             guard (1...1024).contains(slots) else { throw ValidationError("--slots must be between 1 and 1024") }
             if let heartbeat, !(0.01...60).contains(heartbeat) { throw ValidationError("--heartbeat must be between 0.01 and 60 seconds") }
             if let deadAfter, !(0.02...3600).contains(deadAfter) { throw ValidationError("--dead-after must be between 0.02 and 3600 seconds") }
+            if let base = metricsBasePort, !(1...(65_536 - nodes)).contains(base) {
+                throw ValidationError("--metrics-base-port must be between 1 and \(65_536 - nodes)")
+            }
         }
 
         func run() async throws {
@@ -69,7 +75,10 @@ struct ClusterCommand: AsyncParsableCommand {
             if let deadAfter { scheduler.deadAfter = Millis(deadAfter * 1000) }
             if let problem = scheduler.problem { throw ValidationError(problem) }
             let config = try cluster.writeConfig(nodes: nodes, scheduler: scheduler, peerTransport: peerTransport)
-            for n in config.nodes { _ = try cluster.start(n.id) }
+            for n in config.nodes {
+                try cluster.setMetricsPort(n.id, metricsBasePort.map { $0 + Int(n.id) - 1 })
+                _ = try cluster.start(n.id)
+            }
             let leader = try await ClusterClient.withCluster(config.nodes.map(\.address)) { client -> UInt64? in
                 let deadline = ContinuousClock.now.advanced(by: .seconds(15))
                 while ContinuousClock.now < deadline {
@@ -82,7 +91,8 @@ struct ClusterCommand: AsyncParsableCommand {
             }
             for n in config.nodes {
                 let peers = config.peerTransport == .nio ? " (peers :\(n.peerPort))" : ""
-                print("node \(n.id): \(n.address)\(peers) \(n.zone) pid \(cluster.pid(n.id).map(String.init) ?? "?")")
+                let metrics = cluster.metricsPort(n.id).map { " metrics http://\(n.host):\($0)/metrics" } ?? ""
+                print("node \(n.id): \(n.address)\(peers) \(n.zone) pid \(cluster.pid(n.id).map(String.init) ?? "?")\(metrics)")
             }
             guard let leader else {
                 throw CLIError("the nodes started but elected no leader within 15 s; see \(dir)/n*/node.log")

@@ -191,6 +191,28 @@ struct ProcessClusterTests {
         #expect(httpGet(port: metricsPort, path: "/other")?.contains("only GET /metrics") == true)
     }
 
+    /// `cluster up --metrics-base-port`: the local cluster's node serves its metrics, and again
+    /// after `restart-node`.
+    @Test func aLocalClusterServesMetricsWhenAsked() async throws {
+        let free = try ListeningSocket()
+        let port = free.port
+        free.close()
+        try await Self.withProcessCluster(nodes: 1, upArguments: ["--metrics-base-port", String(port)]) { dir, _ in
+            func scrape() async throws -> String {
+                var text = ""
+                for _ in 0..<100 where !text.contains("flotilla_raft_is_leader 1") {
+                    text = httpGet(port: port, path: "/metrics") ?? ""
+                    if !text.contains("flotilla_raft_is_leader 1") { try await Task.sleep(for: .milliseconds(50)) }
+                }
+                return text
+            }
+            #expect(try await scrape().contains("flotilla_raft_is_leader 1"))
+            _ = try await Self.flotilla(["cluster", "down", "--dir", dir])
+            #expect(try await Self.flotilla(["cluster", "restart-node", "1", "--dir", dir]).status == 0)
+            #expect(try await scrape().contains("flotilla_raft_term 2"))
+        }
+    }
+
     /// A node whose peer port is taken stops at once, naming the port.
     @Test func aNodeWhosePeerPortIsTakenRefusesToStart() async throws {
         let dir = NSTemporaryDirectory() + "flotilla-pp-\(UUID().uuidString.prefix(8))"
