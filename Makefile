@@ -19,11 +19,11 @@ chaos: release
 	.build/release/bench chaos --scenario all --quick
 
 ## test: the whole test suite (what CI runs), in three runs of one build. Swift Testing runs the
-## suites of a run in parallel on one thread per core; the suites that drive real processes and
-## wait on their sockets run apart from the CPU-bound ones (simulators, kernels, statistics), which
-## would otherwise starve them; the chaos scenarios (5 nodes, 3 agents and a load each) run last,
-## alone.
-PROCESS_SUITES = ProcessClusterTests|AgentProcessTests|BenchProcessTests
+## suites of a run in parallel on one thread per core; the suites that drive real processes or
+## give gRPC calls a budget run apart from the CPU-bound ones (simulators, kernels, statistics),
+## which would otherwise starve them; the chaos scenarios (5 nodes, 3 agents and a load each) run
+## last, alone.
+PROCESS_SUITES = ProcessClusterTests|AgentProcessTests|BenchProcessTests|ClusterClientTests
 test:
 	scripts/install-deps.sh
 	$(SWIFT) build --build-tests

@@ -68,6 +68,8 @@ public final class AgentRuntime: Sendable {
         var completed = 0
         /// Set by ``leave(timeout:)``: no new work, no heartbeats, no registering again.
         var leaving = false
+        /// Set by ``drain(timeout:)``: registered with zero slots, so the leader sends no new work.
+        var draining = false
     }
 
     struct AttemptKey: Hashable, Sendable {
@@ -94,6 +96,38 @@ public final class AgentRuntime: Sendable {
     public var completedCount: Int { state.withLock { $0.completed } }
 
     private var isLeaving: Bool { state.withLock { $0.leaving } }
+
+    /// Drains (before ``leave(timeout:)``, on SIGTERM with `--drain-timeout`): registers again
+    /// with zero slots so that the leader assigns nothing more, then waits until every running
+    /// attempt has finished and its report has been delivered, or `timeout` passes. Returns
+    /// whether everything finished; what did not goes back to the queue when the agent leaves.
+    @discardableResult
+    public func drain(timeout: Duration) async -> Bool {
+        state.withLock { $0.draining = true }
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        let running = state.withLock { $0.running.count }
+        options.log("draining: no new work; waiting up to \(timeout) for \(running) running attempt\(running == 1 ? "" : "s")")
+        if let client = client.withLock({ $0 }) {
+            let request = registerRequest
+            do {
+                _ = try await client.call(timeout: .seconds(3)) { try await self.agents($0).register(request) }
+            } catch {
+                options.log("could not tell the leader that this agent drains (\(error)); it may still be sent work")
+            }
+        }
+        while clock.now < deadline {
+            let idle = state.withLock { $0.running.isEmpty && $0.outbox.isEmpty }
+            if idle {
+                options.log("drained: every running attempt finished and was reported")
+                return true
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let left = state.withLock { $0.running.count }
+        options.log("drain timed out with \(left) attempt\(left == 1 ? "" : "s") still running")
+        return false
+    }
 
     /// Leaves the cluster (on SIGTERM): takes no more work, stops heartbeating, and asks the
     /// leader to mark this agent left, which puts its running attempts back in the queue at once
@@ -140,10 +174,11 @@ public final class AgentRuntime: Sendable {
     }
 
     private var registerRequest: Flotilla_V1_RegisterRequest {
-        .with {
+        let draining = state.withLock { $0.draining }
+        return .with {
             $0.agentID = options.id
             $0.zone = options.zone
-            $0.slots = UInt32(options.slots)
+            $0.slots = draining ? 0 : UInt32(options.slots)
             $0.incarnation = options.incarnation
             $0.info = options.info
         }

@@ -90,7 +90,7 @@ public struct TasksService: Flotilla_V1_Tasks.SimpleServiceProtocol {
                     $0.zone = a.zone
                     $0.slots = UInt32(a.slots)
                     $0.active = UInt32(active)
-                    $0.state = a.state.description
+                    $0.state = a.state == .live && a.slots == 0 ? "draining" : a.state.description
                     $0.sinceMs = a.since
                     $0.reason = a.reason
                     $0.info = a.info
@@ -170,8 +170,9 @@ public struct AgentsService: Flotilla_V1_Agents.SimpleServiceProtocol {
         guard !request.agentID.isEmpty, request.agentID.utf8.count <= 256 else {
             throw RPCError(code: .invalidArgument, message: "agent_id: must have 1 to 256 bytes")
         }
-        guard (1...1024).contains(request.slots) else {
-            throw RPCError(code: .invalidArgument, message: "slots: must be between 1 and 1024, not \(request.slots)")
+        // 0 only from a registered agent that drains (the manifest refuses it from a new one).
+        guard (0...1024).contains(request.slots) else {
+            throw RPCError(code: .invalidArgument, message: "slots: must be between 1 and 1024 (0 to drain), not \(request.slots)")
         }
         do {
             try await orchestrator.register(

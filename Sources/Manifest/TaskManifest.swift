@@ -216,14 +216,15 @@ public struct TaskManifest: Sendable {
         _ id: AgentID, zone: String, slots: UInt16, incarnation: UInt64, info: String, at: Millis
     ) -> ManifestReply {
         guard !id.isEmpty, id.utf8.count <= 256 else { return .refused("an agent id must have 1 to 256 bytes") }
-        guard slots >= 1 else { return .refused("an agent needs at least one slot") }
         if let a = agents[id], a.state == .live, a.incarnation == incarnation {
             // The same process registering again (e.g. with a new leader): refresh, keep its work.
+            // Zero slots is how a draining agent asks for no new work while it finishes its own.
             agents[id]!.zone = zone
             agents[id]!.slots = slots
             agents[id]!.info = info
             return .done
         }
+        guard slots >= 1 else { return .refused("an agent needs at least one slot") }
         // A new process: whatever the previous incarnation was running is gone.
         abandonAll(of: id, reason: "agent \(id) restarted", at: at)
         agents[id] = AgentRecord(id: id, zone: zone, slots: slots, incarnation: incarnation, state: .live, since: at, reason: "", info: info)

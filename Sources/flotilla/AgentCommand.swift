@@ -18,7 +18,8 @@ struct AgentCommand: AsyncParsableCommand {
             itself once with OPENBLAS_CORETYPE set from the CPU's flags; set the variable yourself \
             to choose another kernel. SIGTERM or SIGINT makes the agent leave the cluster: the \
             leader puts its running tasks back in the queue at once (rather than after dead_after) \
-            and the agent stops; a second signal stops it at once.
+            and the agent stops; with --drain-timeout it first finishes them, taking no new ones. \
+            A second signal stops it at once.
             """)
 
     @Option(help: "This agent's id (unique in the cluster).")
@@ -38,10 +39,14 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("For tests and benchmarks: milliseconds added to every task.", visibility: .hidden))
     var injectDelayMs = 0
 
+    @Option(help: "On SIGTERM, first finish the running tasks (taking no new ones) for up to this many seconds, then leave. 0: leave at once.")
+    var drainTimeout: Double = 0
+
     func validate() throws {
         guard (1...1024).contains(slots) else { throw ValidationError("--slots must be between 1 and 1024") }
         guard !id.isEmpty, id.utf8.count <= 256 else { throw ValidationError("--id must have 1 to 256 bytes") }
         guard injectDelayMs >= 0 else { throw ValidationError("--inject-delay-ms must not be negative") }
+        guard (0...86_400).contains(drainTimeout) else { throw ValidationError("--drain-timeout must be between 0 and 86400 seconds") }
     }
 
     func run() async throws {
@@ -60,10 +65,12 @@ struct AgentCommand: AsyncParsableCommand {
         // The first SIGTERM or SIGINT leaves the cluster (the leader re-queues the running
         // attempts at once) and exits without waiting for them; a second one exits at once.
         let name = id
+        let drain = drainTimeout
         let signalled = SignalCount()
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) {
             if signalled.increment() > 1 { _exit(1) }
             Task {
+                if drain > 0 { await agent.drain(timeout: .milliseconds(Int64(drain * 1000))) }
                 await agent.leave()
                 say("flotilla agent \(name): stopped after \(agent.completedCount) task\(agent.completedCount == 1 ? "" : "s")")
                 Glibc.exit(0)

@@ -199,6 +199,59 @@ struct AgentProcessTests {
         }
     }
 
+    /// SIGTERM with `--drain-timeout`: the agent finishes and reports its running task, takes no
+    /// new one meanwhile (a task submitted while it drains stays pending: it is the only agent),
+    /// then leaves.
+    @Test func aDrainingAgentFinishesItsTaskTakesNoNewOneAndLeaves() async throws {
+        try await Self.withAgents(agents: 0, deadAfter: 60) { dir, addresses in
+            let log = dir + "/d1.log"
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            defer { try? output.close() }
+            let agent = Process()
+            agent.executableURL = URL(fileURLWithPath: P.executable)
+            agent.arguments = ["agent", "--id", "d1", "--dir", dir, "--drain-timeout", "30", "--inject-delay-ms", "3000"]
+            agent.standardOutput = output
+            agent.standardError = output
+            try agent.run()
+            defer { kill(agent.processIdentifier, SIGKILL) }
+            try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in
+                let first = try await Self.submit(client, size: 64, count: 1)
+                let deadline = Date().addingTimeInterval(30)
+                while Date() < deadline, try await Self.task(client, first.firstID).state != "running" {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                try #require(try await Self.task(client, first.firstID).state == "running", "the task never started")
+                kill(agent.processIdentifier, SIGTERM)
+                func agentState() async throws -> String {
+                    let a = try await client.call { try await Flotilla_V1_Tasks.Client(wrapping: $0).listAgents(Flotilla_V1_ListAgentsRequest()) }
+                    return a.agents.first { $0.id == "d1" }?.state ?? ""
+                }
+                var state = ""
+                for _ in 0..<200 where state != "draining" && state != "left" {
+                    state = try await agentState()
+                    if state != "draining" { try await Task.sleep(for: .milliseconds(25)) }
+                }
+                #expect(state == "draining")
+                let second = try await Self.submit(client, size: 64, count: 1, key: "during-drain")
+                for _ in 0..<400 where state != "left" {
+                    try await Task.sleep(for: .milliseconds(100))
+                    state = try await agentState()
+                }
+                #expect(state == "left")
+                let t1 = try await Self.task(client, first.firstID)
+                #expect(t1.state == "succeeded" && t1.attempts.count == 1 && t1.attempts.first?.agent == "d1", "\(t1.attempts)")
+                let t2 = try await Self.task(client, second.firstID)
+                #expect(t2.state == "pending" && t2.attempts.isEmpty, "\(t2.state) \(t2.attempts)")
+            }
+            for _ in 0..<100 where agent.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(!agent.isRunning)
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(text.contains("drained: every running attempt finished and was reported"), "\(text)")
+            #expect(text.contains("left the cluster; 0 running attempts went back to the queue"), "\(text)")
+        }
+    }
+
     /// `flotilla job pause`: the job's tasks are not placed, though agents are idle; after
     /// `flotilla job resume` they run.
     @Test func aPausedJobWaitsAndRunsOnceResumed() async throws {

@@ -127,6 +127,24 @@ func join(_ m: inout TaskManifest, _ id: AgentID, zone: String = "z1", slots: UI
         #expect(m[1]!.attempts[0].outcome == .abandoned("agent a1 restarted"))
     }
 
+    /// A draining agent re-registers with zero slots: it keeps its work and gets no more. A new
+    /// agent still needs a slot.
+    @Test func aDrainingAgentKeepsItsWorkAndGetsNoMore() {
+        var m = TaskManifest()
+        join(&m, "a1", slots: 2, incarnation: 7)
+        apply(&m, .submit(key: "", spec: spec(), count: 3, at: 10))
+        apply(&m, .assign(task: 1, attempt: 1, agent: "a1", at: 11))
+        join(&m, "a1", slots: 0, incarnation: 7)
+        #expect(m[1]!.state == .assigned)
+        #expect(m.agents["a1"]!.slots == 0 && m.agents["a1"]!.state == .live)
+        let view = LeaderView(now: 12, leaderSince: 0, heartbeats: ["a1": .init(at: 12, incarnation: 7)])
+        #expect(Scheduler.duties(manifest: m, view: view, config: SchedulerConfig()).isEmpty)
+        #expect(apply(&m, .assign(task: 2, attempt: 1, agent: "a1", at: 13)) != .done)
+        #expect(apply(&m, .agentJoined(agent: "a2", zone: "z", slots: 0, incarnation: 1, info: "", at: 14)) == .refused("an agent needs at least one slot"))
+        // A restarted process cannot register with zero slots either.
+        #expect(apply(&m, .agentJoined(agent: "a1", zone: "z", slots: 0, incarnation: 8, info: "", at: 15)) == .refused("an agent needs at least one slot"))
+    }
+
     @Test func cancelAndPause() {
         var m = TaskManifest()
         join(&m, "a1")
