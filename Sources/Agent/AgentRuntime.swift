@@ -215,8 +215,9 @@ public final class AgentRuntime: Sendable {
                     }
                 } catch {
                     if Task.isCancelled { break }
-                    options.log("found no leader to register with for an hour (\(error)); still trying")
-                    try? await Task.sleep(for: .milliseconds(50))
+                    // Only after an hour of retries, or an answer retrying cannot change.
+                    options.log("could not register with a leader (\(error)); trying again in a second")
+                    try? await Task.sleep(for: .seconds(1))
                 }
             }
         }
