@@ -29,6 +29,21 @@ struct ClusterLocation: ParsableArguments {
     }
 }
 
+/// Every node's status (nil: no answer within 2 s), in the order of `addresses`. All nodes are
+/// asked at once: a dead node costs one timeout, not one per node.
+func nodeStatuses(_ addresses: [String]) async throws -> [StatusRow] {
+    try await ClusterClient.withCluster(addresses) { client in
+        await withTaskGroup(of: (Int, StatusRow).self) { group in
+            for (k, a) in addresses.enumerated() {
+                group.addTask { (k, StatusRow(address: a, status: await client.status(of: a))) }
+            }
+            var rows: [(Int, StatusRow)] = []
+            for await row in group { rows.append(row) }
+            return rows.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+    }
+}
+
 /// `flotilla status`: each node's role, term and indexes, and the leader.
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,17 +56,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let addresses = try location.addresses()
-        let statuses = try await ClusterClient.withCluster(addresses) { client in
-            // All nodes at once: a dead node costs one timeout, not one per node.
-            await withTaskGroup(of: (Int, StatusRow).self) { group in
-                for (k, a) in addresses.enumerated() {
-                    group.addTask { (k, StatusRow(address: a, status: await client.status(of: a))) }
-                }
-                var rows: [(Int, StatusRow)] = []
-                for await row in group { rows.append(row) }
-                return rows.sorted { $0.0 < $1.0 }.map(\.1)
-            }
-        }
+        let statuses = try await nodeStatuses(addresses)
         let leader = statuses.compactMap(\.status).first { $0.role == "leader" }?.id
         if json {
             let encoder = JSONEncoder()

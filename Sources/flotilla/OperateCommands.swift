@@ -76,7 +76,7 @@ struct TransferLeadershipCommand: AsyncParsableCommand {
 
     func run() async throws {
         let addresses = try location.addresses()
-        let statuses = await ClusterClient.withClusterStatuses(addresses)
+        let statuses = try await nodeStatuses(addresses).compactMap(\.status)
         guard let leader = statuses.first(where: { $0.role == "leader" }) else {
             throw CLIError("no node leads right now (flotilla status shows the nodes); try again in a moment")
         }
@@ -107,19 +107,5 @@ struct TransferLeadershipCommand: AsyncParsableCommand {
             }
             throw CLIError("node \(target) did not take over within 5 s (the transfer gives up after an election timeout); flotilla status shows who leads")
         }
-    }
-}
-
-extension ClusterClient {
-    /// Every node's status that answers within 2 s, asked all at once.
-    static func withClusterStatuses(_ addresses: [String]) async -> [Flotilla_V1_NodeStatus] {
-        (try? await withCluster(addresses) { client in
-            await withTaskGroup(of: Flotilla_V1_NodeStatus?.self) { group in
-                for a in addresses { group.addTask { await client.status(of: a) } }
-                var all: [Flotilla_V1_NodeStatus] = []
-                for await s in group { if let s { all.append(s) } }
-                return all
-            }
-        }) ?? []
     }
 }

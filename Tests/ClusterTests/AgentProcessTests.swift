@@ -60,6 +60,23 @@ struct AgentProcessTests {
 
     static let terminal: Set<String> = ["succeeded", "failed", "cancelled"]
 
+    /// Polls task `id` until it is in `state` (or `seconds` pass); returns it as last seen.
+    static func waitFor(_ client: ClusterClient, task id: UInt64, state: String, seconds: Double = 30) async throws -> Flotilla_V1_Task {
+        let deadline = Date().addingTimeInterval(seconds)
+        var t = try await task(client, id)
+        while t.state != state && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            t = try await task(client, id)
+        }
+        return t
+    }
+
+    /// The pid of local agent `id`, from its folder.
+    static func agentPID(_ dir: String, _ id: String) throws -> Int32 {
+        let text = try String(contentsOfFile: "\(dir)/agents/\(id)/agent.pid", encoding: .utf8)
+        return try #require(Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+    }
+
     /// Polls until every task is terminal (or `seconds` pass); returns the tasks.
     static func waitForAll(_ client: ClusterClient, expected: Int, seconds: Double = 120) async throws -> [Flotilla_V1_Task] {
         let deadline = Date().addingTimeInterval(seconds)
@@ -134,16 +151,9 @@ struct AgentProcessTests {
             try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in
                 let submitted = try await Self.submit(client, size: 64, count: 1)
                 // Wait until an agent started it, then SIGKILL that agent mid-task.
-                var victim = ""
-                let deadline = Date().addingTimeInterval(30)
-                while Date() < deadline {
-                    let t = try await Self.task(client, submitted.firstID)
-                    if t.state == "running", let a = t.attempts.last { victim = a.agent; break }
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-                try #require(!victim.isEmpty, "the task never started")
-                let pidText = try String(contentsOfFile: "\(dir)/agents/\(victim)/agent.pid", encoding: .utf8)
-                kill(try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines))), SIGKILL)
+                let started = try await Self.waitFor(client, task: submitted.firstID, state: "running")
+                let victim = try #require(started.state == "running" ? started.attempts.last?.agent : nil, "the task never started")
+                kill(try Self.agentPID(dir, victim), SIGKILL)
                 let tasks = try await Self.waitForAll(client, expected: 1, seconds: 60)
                 let t = try #require(tasks.first)
                 #expect(t.state == "succeeded")
@@ -174,16 +184,9 @@ struct AgentProcessTests {
         try await Self.withAgents(agents: 2, agentDelayMs: 4_000, deadAfter: 60) { dir, addresses in
             try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in
                 let submitted = try await Self.submit(client, size: 64, count: 1)
-                var victim = ""
-                let deadline = Date().addingTimeInterval(30)
-                while Date() < deadline {
-                    let t = try await Self.task(client, submitted.firstID)
-                    if t.state == "running", let a = t.attempts.last { victim = a.agent; break }
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-                try #require(!victim.isEmpty, "the task never started")
-                let pidText = try String(contentsOfFile: "\(dir)/agents/\(victim)/agent.pid", encoding: .utf8)
-                kill(try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines))), SIGTERM)
+                let started = try await Self.waitFor(client, task: submitted.firstID, state: "running")
+                let victim = try #require(started.state == "running" ? started.attempts.last?.agent : nil, "the task never started")
+                kill(try Self.agentPID(dir, victim), SIGTERM)
                 let tasks = try await Self.waitForAll(client, expected: 1, seconds: 40)
                 let t = try #require(tasks.first)
                 #expect(t.state == "succeeded")
@@ -217,11 +220,7 @@ struct AgentProcessTests {
             defer { kill(agent.processIdentifier, SIGKILL) }
             try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in
                 let first = try await Self.submit(client, size: 64, count: 1)
-                let deadline = Date().addingTimeInterval(30)
-                while Date() < deadline, try await Self.task(client, first.firstID).state != "running" {
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-                try #require(try await Self.task(client, first.firstID).state == "running", "the task never started")
+                try #require(try await Self.waitFor(client, task: first.firstID, state: "running").state == "running", "the task never started")
                 kill(agent.processIdentifier, SIGTERM)
                 func agentState() async throws -> String {
                     let a = try await client.call { try await Flotilla_V1_Tasks.Client(wrapping: $0).listAgents(Flotilla_V1_ListAgentsRequest()) }
@@ -263,13 +262,7 @@ struct AgentProcessTests {
             try await ClusterClient.withCluster(addresses, timeout: .seconds(30)) { client in
                 // Other work runs meanwhile: the agent is there and idle.
                 let other = try await Self.submit(client, size: 64, count: 1)
-                var state = ""
-                let deadline = Date().addingTimeInterval(60)
-                while state != "succeeded" && Date() < deadline {
-                    state = try await Self.task(client, other.firstID).state
-                    if state != "succeeded" { try await Task.sleep(for: .milliseconds(100)) }
-                }
-                #expect(state == "succeeded")
+                #expect(try await Self.waitFor(client, task: other.firstID, state: "succeeded", seconds: 60).state == "succeeded")
                 let waiting = try await Self.list(client).filter { $0.spec.job == "nightly" }
                 #expect(waiting.count == 3 && waiting.allSatisfy { $0.state == "pending" && $0.attempts.isEmpty }, "\(waiting.map(\.state))")
                 let resumed = try await P.flotilla(["job", "resume", "nightly", "--dir", dir])
