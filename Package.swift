@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
@@ -83,6 +84,9 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ],
             swiftSettings: strictSettings),
         // A node agent: registers with the leader, heartbeats, runs assigned tasks, reports results.
@@ -145,6 +149,23 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strictSettings),
+        // Fuzz targets: every place where bytes from outside enter a node, as a function that must
+        // never trap; an in-process cluster serving the real services for the request target.
+        .target(
+            name: "FuzzTargets",
+            dependencies: [
+                "ControlPlane", "RaftTransport", "RaftStorage", "Manifest", "Raft", "FlotillaProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings),
+        // The fuzz targets as one program: libFuzzer's when built by `make fuzz` (-DFUZZING, which
+        // supplies main), a seed writer and input replayer otherwise.
+        .executableTarget(
+            name: "flotilla-fuzz", dependencies: ["FuzzTargets"], swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]),
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strictSettings),
         .testTarget(
             name: "SimulationTests", dependencies: ["Simulation", "Raft", "Manifest"], swiftSettings: strictSettings),
@@ -186,6 +207,16 @@ let package = Package(
         .testTarget(name: "BenchStoreTests", dependencies: ["BenchStore"], swiftSettings: strictSettings),
         .testTarget(name: "BenchChartsTests", dependencies: ["BenchCharts"], swiftSettings: strictSettings),
         .testTarget(name: "BenchStatisticsTests", dependencies: ["BenchStatistics"], swiftSettings: strictSettings),
+        // The fuzz targets over their corpora and kept crashes, and property tests of every request.
+        .testTarget(
+            name: "FuzzTests",
+            dependencies: [
+                "FuzzTargets", "ControlPlane", "Manifest", "Raft", "FlotillaProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strictSettings),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -241,7 +241,7 @@ public final class ClusterClient: Sendable {
                     if let error = error as? RPCError {
                         // Errors that retrying cannot fix; everything else (no leader yet, leader
                         // change, timeout, overload, node down) is retried.
-                        if [.invalidArgument, .aborted, .internalError].contains(error.code) {
+                        if [.invalidArgument, .notFound, .aborted, .internalError, .unimplemented].contains(error.code) {
                             group.cancelAll()
                             throw Failure(description: "\(address): \(error.message)")
                         }

@@ -19,7 +19,8 @@ public struct ControlPlaneService: Flotilla_V1_ControlPlane.SimpleServiceProtoco
     }
 
     public func propose(request: Flotilla_V1_ProposeRequest, context: ServerContext) async throws -> Flotilla_V1_ProposeResponse {
-        let r = try await mapErrors { try await node.propose(Array(request.command), client: request.clientID, sequence: request.sequence) }
+        let command = try request.validatedCommand()
+        let r = try await mapErrors { try await node.propose(command, client: request.clientID, sequence: request.sequence) }
         return .with {
             $0.index = r.index
             $0.term = r.term
@@ -28,7 +29,8 @@ public struct ControlPlaneService: Flotilla_V1_ControlPlane.SimpleServiceProtoco
     }
 
     public func read(request: Flotilla_V1_ReadRequest, context: ServerContext) async throws -> Flotilla_V1_ReadResponse {
-        let r = try await mapErrors { try await node.read(Array(request.query)) }
+        let query = try request.validatedQuery()
+        let r = try await mapErrors { try await node.read(query) }
         return .with {
             $0.appliedIndex = r.appliedIndex
             $0.result = Data(r.result)
@@ -74,9 +76,20 @@ public struct ControlPlaneService: Flotilla_V1_ControlPlane.SimpleServiceProtoco
     ) async throws -> Flotilla_V1_ChangeMembershipResponse {
         let change: ConfigurationChange
         switch request.change {
-        case .addVoter(let id)?: change = .addVoter(id)
-        case .removeVoter(let id)?: change = .removeVoter(id)
-        case nil: throw RPCError(code: .invalidArgument, message: "change: set add_voter or remove_voter")
+        case .addVoter(let id)?:
+            // A voter must be reachable: its address comes from cluster.yaml, as for every node.
+            guard id != noNode else { throw invalid("add_voter", "0 is not a node id") }
+            guard config.node(id) != nil else {
+                throw invalid(
+                    "add_voter",
+                    "node \(id) is not in cluster.yaml (nodes: \(config.nodes.map { String($0.id) }.joined(separator: ", "))): "
+                        + "add its id and address there on every node first")
+            }
+            change = .addVoter(id)
+        case .removeVoter(let id)?:
+            guard id != noNode else { throw invalid("remove_voter", "0 is not a node id") }
+            change = .removeVoter(id)
+        case nil: throw invalid("change", "set add_voter or remove_voter")
         }
         let index = try await mapErrors { try await node.changeMembership(change) }
         return .with { $0.index = index }

@@ -38,6 +38,8 @@ final class Driver {
     private var slowSyncs = 0
     /// The leader and term last written to the log (see ``noteLeadership(_:)``).
     private var loggedLeadership: (leader: NodeID, term: Term) = (noNode, 0)
+    /// When (in ticks) each peer was last heard from: who is up, for ``membershipChangeProblem``.
+    private var lastHeard: [NodeID: UInt64] = [:]
     private(set) var finished = false
 
     init(options: NodeOptions, transport: any PeerTransport, storage: any LogStorage, stateMachine: any ReplicatedStateMachine) throws {
@@ -63,7 +65,10 @@ final class Driver {
     func handle(_ event: Event) {
         switch event {
         case .messages(let messages):
-            for m in messages { raft.step(m) }
+            for m in messages {
+                lastHeard[m.from] = ticks
+                raft.step(m)
+            }
         case .propose(let envelope, let reply):
             propose(envelope, reply)
         case .read(let query, let reply):
@@ -78,6 +83,11 @@ final class Driver {
                 reply.fail(.refused(error))
             }
         case .changeMembership(let change, let reply):
+            let window = UInt64(options.raft.electionTimeout)
+            let up = Set(lastHeard.filter { ticks - $0.value <= window }.keys).union([raft.id])
+            if raft.role == .leader, let problem = membershipChangeProblem(change, voters: raft.configuration, up: up) {
+                return reply.fail(.refused(.invalidConfigurationChange(problem)))
+            }
             do {
                 let ticket = try raft.proposeConfigurationChange(change)
                 supersede(at: ticket.index)
@@ -294,17 +304,41 @@ final class Driver {
     }
 
     private func restore(_ data: [UInt8]) throws {
+        (sessions, machine) = try Self.decodeSnapshot(data, into: emptyMachine)
+    }
+
+    /// A node snapshot's sessions, and `empty` restored from its state machine part.
+    static func decodeSnapshot(_ data: [UInt8], into empty: any ReplicatedStateMachine) throws(StateMachineError) -> (
+        Sessions, any ReplicatedStateMachine
+    ) {
         var r = BinaryReader(data[...])
-        do {
-            let restoredSessions = try Sessions.decode(from: &r)
-            let machineBytes = try r.readLengthPrefixed()
+        let restoredSessions: Sessions
+        let machineBytes: [UInt8]
+        do throws(MalformedData) {
+            restoredSessions = try Sessions.decode(from: &r)
+            machineBytes = try r.readLengthPrefixed()
             try r.expectEnd("the node snapshot")
-            var restored = emptyMachine
-            try restored.restore(machineBytes)
-            sessions = restoredSessions
-            machine = restored
-        } catch let error as MalformedData {
+        } catch {
             throw StateMachineError("corrupt snapshot at byte \(error.offset): \(error.reason)")
         }
+        var restored = empty
+        try restored.restore(machineBytes)
+        return (restoredSessions, restored)
     }
+}
+
+/// Decodes a node snapshot (sessions, then the key-value store and the manifest) exactly as a
+/// restarting node does; throws what it would. For the snapshot fuzz target.
+package func decodeNodeSnapshot(_ data: [UInt8]) throws(StateMachineError) {
+    _ = try Driver.decodeSnapshot(data, into: FlotillaStateMachine(manifest: ManifestStore()))
+}
+
+/// A node snapshot holding `machine`'s state and one session: the fuzz target's seed.
+package func encodeNodeSnapshot(_ machine: FlotillaStateMachine, client: String = "c", sequence: UInt64 = 1) -> [UInt8] {
+    var sessions = Sessions()
+    sessions.record(client: client, sequence: sequence, index: 1, result: [1, 2, 3])
+    var w = BinaryWriter()
+    sessions.encode(into: &w)
+    w.write(lengthPrefixed: machine.snapshot())
+    return w.bytes
 }

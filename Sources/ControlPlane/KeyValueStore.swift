@@ -47,6 +47,25 @@ public struct KeyValueStore: ReplicatedStateMachine, Sendable {
         return try? r.readUInt64()
     }
 
+    /// Why `command` is not a well-formed key-value command within the request limits (nil: it
+    /// is one). Checked before a raw proposal is appended: garbage never reaches the log.
+    public static func problem(_ command: [UInt8]) -> String? {
+        var r = BinaryReader(command[...])
+        do {
+            let op = try r.readUInt8()
+            guard op == 1 || op == 2 else { return "not a key-value command (first byte \(op); put is 1, delete 2)" }
+            let key = try r.readLengthPrefixed()
+            guard (1...RequestLimits.keyValueKeyBytes).contains(key.count) else {
+                return "a key has 1 to \(RequestLimits.keyValueKeyBytes) bytes, not \(key.count)"
+            }
+            if op == 1 { _ = try r.readLengthPrefixed() }
+            try r.expectEnd("the command")
+        } catch {
+            return "malformed key-value command at byte \(error.offset): \(error.reason)"
+        }
+        return nil
+    }
+
     public mutating func apply(_ command: [UInt8], at index: Index) -> [UInt8] {
         var r = BinaryReader(command[...])
         do {

@@ -110,6 +110,9 @@ public final class NodeRuntime: Sendable {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
                 let thread = Thread { [self] in
+                    // Whatever arrives once the loop is over (or never started) is answered at
+                    // once: no thread would take it.
+                    defer { for event in inbox.close() { event.reject(.stopped) } }
                     do {
                         try self.loop()
                         done.resume()
@@ -202,28 +205,58 @@ enum Event: Sendable {
     case stop(transferLeadership: Bool)
 }
 
-/// The node thread's mailbox: any thread posts, the node thread takes everything at once.
+extension Event {
+    /// Answers the request this event carries with `error` (nothing to answer for the others).
+    func reject(_ error: NodeError) {
+        switch self {
+        case .propose(_, let reply): reply.fail(error)
+        case .read(_, let reply): reply.fail(error)
+        case .status(let reply): reply.fail(error)
+        case .transfer(_, let reply): reply.fail(error)
+        case .changeMembership(_, let reply): reply.fail(error)
+        case .messages, .stop: break
+        }
+    }
+}
+
+/// The node thread's mailbox: any thread posts, the node thread takes everything at once. Once
+/// closed (the node thread ended), a request posted is failed at once with ``NodeError/stopped``
+/// instead of waiting forever for a thread that is gone.
 final class Inbox: Sendable {
-    private let events = Mutex<[Event]>([])
+    private let events = Mutex<(queue: [Event], closed: Bool)>(([], false))
     private let wakeup = DispatchSemaphore(value: 0)
 
     func post(_ event: Event) {
-        events.withLock { $0.append(event) }
+        let accepted = events.withLock { state -> Bool in
+            if state.closed { return false }
+            state.queue.append(event)
+            return true
+        }
+        guard accepted else { return event.reject(.stopped) }
         wakeup.signal()
     }
 
+    /// Closes the inbox; returns what was posted and not taken.
+    func close() -> [Event] {
+        events.withLock { state -> [Event] in
+            state.closed = true
+            defer { state.queue.removeAll() }
+            return state.queue
+        }
+    }
+
     func take(waitingAtMost wait: Duration) -> [Event] {
-        let pending = events.withLock { events -> [Event] in
-            defer { events.removeAll(keepingCapacity: true) }
-            return events
+        let pending = events.withLock { state -> [Event] in
+            defer { state.queue.removeAll(keepingCapacity: true) }
+            return state.queue
         }
         if !pending.isEmpty { return pending }
         let (seconds, attoseconds) = wait.components
         let nanos = max(0, Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
         _ = wakeup.wait(timeout: .now() + .nanoseconds(nanos))
-        return events.withLock { events -> [Event] in
-            defer { events.removeAll(keepingCapacity: true) }
-            return events
+        return events.withLock { state -> [Event] in
+            defer { state.queue.removeAll(keepingCapacity: true) }
+            return state.queue
         }
     }
 }

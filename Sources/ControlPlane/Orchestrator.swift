@@ -156,18 +156,35 @@ public final class Orchestrator: Sendable {
             defer { s.nextWaiter += 1 }
             return s.nextWaiter
         }
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            // Registered first, then checked and timed: nothing can resume it before it exists,
-            // and a transition applied in between is not missed.
-            state.withLock { $0.waiters[id] = Waiter(remaining: ids, continuation: continuation) }
-            let timer = Task {
-                try? await Task.sleep(for: timeout)
-                self.state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume(returning: false)
+        // A caller that goes away (its RPC cancelled: the client's deadline passed or it hung up)
+        // takes its waiter and timer with it, so abandoned waits cannot pile up for an hour.
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                // Registered first, then checked and timed: nothing can resume it before it exists,
+                // and a transition applied in between is not missed.
+                state.withLock { $0.waiters[id] = Waiter(remaining: ids, continuation: continuation) }
+                let timer = Task {
+                    try? await Task.sleep(for: timeout)
+                    self.endWait(id)
+                }
+                state.withLock { $0.waiters[id]?.timer = timer }
+                if Task.isCancelled { endWait(id) }
+                wake(checking: nil, only: id)
             }
-            state.withLock { $0.waiters[id]?.timer = timer }
-            wake(checking: nil, only: id)
+        } onCancel: {
+            endWait(id)
         }
     }
+
+    /// Ends a wait before its tasks are all terminal (timeout or cancellation): answers false.
+    private func endWait(_ id: UInt64) {
+        guard let waiter = state.withLock({ $0.waiters.removeValue(forKey: id) }) else { return }
+        waiter.timer?.cancel()
+        waiter.continuation.resume(returning: false)
+    }
+
+    /// How many callers are waiting in ``awaitTerminal(_:timeout:)`` (for tests).
+    package var waiterCount: Int { state.withLock { $0.waiters.count } }
 
     /// Resumes the waiters whose tasks are all terminal (checking only `tasks`, or all of theirs).
     private func wake(checking tasks: Set<TaskID>?, only: UInt64? = nil) {

@@ -20,17 +20,8 @@ public struct TasksService: Flotilla_V1_Tasks.SimpleServiceProtocol {
     private var store: ManifestStore { orchestrator.store }
 
     public func submit(request: Flotilla_V1_SubmitRequest, context: ServerContext) async throws -> Flotilla_V1_SubmitResponse {
-        let spec: TaskSpec
-        do {
-            spec = try TaskSpec(request.spec)
-        } catch {
-            throw RPCError(code: .invalidArgument, message: error.description)
-        }
-        guard request.count <= 100_000 else {
-            throw RPCError(code: .invalidArgument, message: "count: at most 100000 tasks per submission, not \(request.count)")
-        }
-        guard request.key.utf8.count <= 256 else { throw RPCError(code: .invalidArgument, message: "key: at most 256 bytes") }
-        let command = ManifestCommand.submit(key: request.key, spec: spec, count: max(1, request.count), at: wallClockMillis())
+        let (spec, count) = try request.validated()
+        let command = ManifestCommand.submit(key: request.key, spec: spec, count: count, at: wallClockMillis())
         let (reply, index) = try await propose(command, client: request.clientID, sequence: request.sequence)
         switch reply {
         case .submitted(let first, let count, let existing):
@@ -54,20 +45,21 @@ public struct TasksService: Flotilla_V1_Tasks.SimpleServiceProtocol {
     }
 
     public func listTasks(request: Flotilla_V1_ListTasksRequest, context: ServerContext) async throws -> Flotilla_V1_ListTasksResponse {
-        var state: TaskState?
-        if !request.state.isEmpty {
-            guard let s = TaskState(name: request.state) else {
-                throw RPCError(
-                    code: .invalidArgument,
-                    message: "state: '\(request.state)' is not one of \(TaskState.allCases.map(\.description).joined(separator: ", "))")
-            }
-            state = s
-        }
+        let (state, limit) = try request.validated()
         let applied = try await barrier()
-        let limit = request.limit == 0 ? 1000 : Int(min(request.limit, 100_000))
         let (tasks, counts) = store.read { m in (m.list(state: state, after: request.afterID, limit: limit), m.counts) }
+        var protos: [Flotilla_V1_Task] = []
+        protos.reserveCapacity(tasks.count)
+        var bytes = 0
+        for t in tasks {
+            let p = t.proto
+            bytes += (try? p.serializedBytes() as [UInt8])?.count ?? 0
+            // The first task always goes out, so that paging by `after_id` always advances.
+            if bytes > RequestLimits.listAnswerBytes && !protos.isEmpty { break }
+            protos.append(p)
+        }
         return .with {
-            $0.tasks = tasks.map(\.proto)
+            $0.tasks = protos
             for (s, n) in counts where n > 0 { $0.counts[s.description] = UInt64(n) }
             $0.appliedIndex = applied
         }
@@ -102,10 +94,16 @@ public struct TasksService: Flotilla_V1_Tasks.SimpleServiceProtocol {
     }
 
     public func awaitTasks(request: Flotilla_V1_AwaitTasksRequest, context: ServerContext) async throws -> Flotilla_V1_AwaitTasksResponse {
-        guard request.ids.count <= 100_000 else { throw RPCError(code: .invalidArgument, message: "ids: at most 100000") }
-        let timeout = request.timeoutMs == 0 ? 60_000 : min(request.timeoutMs, 3_600_000)
+        let (ids, timeout) = try request.validated()
         try await barrier()
-        let complete = await orchestrator.awaitTerminal(Set(request.ids), timeout: .milliseconds(Int64(timeout)))
+        // Every id must name a task: waiting for one that does not exist would answer "complete"
+        // with nothing to show (or wait for a task that no one will submit under that id).
+        let unknown = store.read { m in ids.filter { m[$0] == nil } }
+        if let first = unknown.min() {
+            throw RPCError(
+                code: .notFound, message: "ids: no task \(first)" + (unknown.count > 1 ? " (and \(unknown.count - 1) more unknown ids)" : ""))
+        }
+        let complete = await orchestrator.awaitTerminal(ids, timeout: timeout)
         let tasks = store.read { m in request.ids.map { m[$0]?.proto ?? Flotilla_V1_Task() } }
         return .with {
             $0.tasks = tasks
@@ -114,15 +112,7 @@ public struct TasksService: Flotilla_V1_Tasks.SimpleServiceProtocol {
     }
 
     public func act(request: Flotilla_V1_ActionRequest, context: ServerContext) async throws -> Flotilla_V1_ActionResponse {
-        let now = wallClockMillis()
-        let command: ManifestCommand
-        switch request.action {
-        case .cancel(let id)?: command = .cancel(task: id, reason: "cancelled by a client", at: now)
-        case .retry(let id)?: command = .retry(task: id, at: now)
-        case .pauseJob(let job)?: command = .pauseJob(job: job, at: now)
-        case .resumeJob(let job)?: command = .resumeJob(job: job, at: now)
-        case nil: throw RPCError(code: .invalidArgument, message: "action: set cancel, retry, pause_job or resume_job")
-        }
+        let command = try request.validated(at: wallClockMillis())
         let (reply, _) = try await propose(command, client: request.clientID, sequence: request.sequence)
         return .with {
             $0.changed = reply == .done
@@ -167,13 +157,7 @@ public struct AgentsService: Flotilla_V1_Agents.SimpleServiceProtocol {
     }
 
     public func register(request: Flotilla_V1_RegisterRequest, context: ServerContext) async throws -> Flotilla_V1_RegisterResponse {
-        guard !request.agentID.isEmpty, request.agentID.utf8.count <= 256 else {
-            throw RPCError(code: .invalidArgument, message: "agent_id: must have 1 to 256 bytes")
-        }
-        // 0 only from a registered agent that drains (the manifest refuses it from a new one).
-        guard (0...1024).contains(request.slots) else {
-            throw RPCError(code: .invalidArgument, message: "slots: must be between 1 and 1024 (0 to drain), not \(request.slots)")
-        }
+        try request.validate()
         do {
             try await orchestrator.register(
                 agent: request.agentID, zone: request.zone, slots: UInt16(request.slots), incarnation: request.incarnation,
@@ -188,6 +172,7 @@ public struct AgentsService: Flotilla_V1_Agents.SimpleServiceProtocol {
     }
 
     public func heartbeat(request: Flotilla_V1_AgentHeartbeatRequest, context: ServerContext) async throws -> Flotilla_V1_AgentHeartbeatResponse {
+        try request.validate()
         let r: (reregister: Bool, abandon: [(TaskID, UInt32)])
         do {
             r = try await orchestrator.heartbeat(
@@ -209,6 +194,7 @@ public struct AgentsService: Flotilla_V1_Agents.SimpleServiceProtocol {
     public func assignments(
         request: Flotilla_V1_AssignmentsRequest, response: RPCWriter<Flotilla_V1_Assignment>, context: ServerContext
     ) async throws {
+        try checkAgentID(request.agentID)
         let (stream, token): (AsyncStream<Flotilla_V1_Assignment>, UInt64)
         do {
             (stream, token) = try await orchestrator.openAssignments(agent: request.agentID, incarnation: request.incarnation)
@@ -226,6 +212,7 @@ public struct AgentsService: Flotilla_V1_Agents.SimpleServiceProtocol {
     }
 
     public func leave(request: Flotilla_V1_LeaveRequest, context: ServerContext) async throws -> Flotilla_V1_LeaveResponse {
+        try checkAgentID(request.agentID)
         do {
             let (left, requeued) = try await orchestrator.leave(agent: request.agentID, incarnation: request.incarnation)
             return .with {
@@ -238,16 +225,7 @@ public struct AgentsService: Flotilla_V1_Agents.SimpleServiceProtocol {
     }
 
     public func report(request: Flotilla_V1_ReportRequest, context: ServerContext) async throws -> Flotilla_V1_ReportResponse {
-        let now = wallClockMillis()
-        let command: ManifestCommand
-        switch request.outcome {
-        case .started?: command = .started(task: request.taskID, attempt: request.attempt, agent: request.agentID, at: now)
-        case .completed(let result)?:
-            command = .complete(task: request.taskID, attempt: request.attempt, agent: request.agentID, result: TaskResult(result), at: now)
-        case .failed(let why)?:
-            command = .fail(task: request.taskID, attempt: request.attempt, agent: request.agentID, reason: String(why.prefix(2000)), at: now)
-        case nil: throw RPCError(code: .invalidArgument, message: "outcome: set started, completed or failed")
-        }
+        let command = try request.validatedCommand(at: wallClockMillis())
         let result: ProposeResult
         do {
             try await orchestrator.requireLeader()

@@ -33,8 +33,11 @@ public struct TaskManifest: Sendable {
     public subscript(task: TaskID) -> TaskRecord? { tasks[task] }
 
     /// Tasks in id order, optionally only those in `state`; at most `limit`, starting after `after`.
+    /// Any `after` and `limit` are safe: the scan never steps past the last id, so no id a client
+    /// sends (up to `UInt64.max`) can overflow it.
     public func list(state: TaskState? = nil, after: TaskID = 0, limit: Int = .max) -> [TaskRecord] {
         var out: [TaskRecord] = []
+        guard after < nextTaskID, limit > 0 else { return out }
         var id = after + 1
         while id < nextTaskID && out.count < limit {
             if let t = tasks[id], state == nil || t.state == state { out.append(t) }

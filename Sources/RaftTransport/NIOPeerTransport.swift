@@ -1,5 +1,5 @@
 import FlotillaProto
-import NIOCore
+package import NIOCore
 import NIOPosix
 public import Raft
 import Synchronization
@@ -294,7 +294,6 @@ public final class NIOPeerListener: Sendable {
         let rules = PeerReceiverHandler.Rules(
             localID: localID, clusterID: clusterID, acceptedPeers: acceptedPeers, idleTimeout: options.deadPeerTimeout)
         let maxFrameLength = options.maxFrameLength
-        let idleTimeout = options.deadPeerTimeout
         let server: any Channel
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -302,11 +301,9 @@ public final class NIOPeerListener: Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         connections.insert(channel)
-                        // Any bytes count as life, so a large frame arriving slowly is not cut off.
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: TimeAmount(idleTimeout)))
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder(maxFrameLength: maxFrameLength)))
-                        try channel.pipeline.syncOperations.addHandler(
-                            PeerReceiverHandler(rules: rules, log: logLimiter, deliver: deliver))
+                        try addPeerReceiveHandlers(
+                            to: channel.pipeline.syncOperations, rules: rules, maxFrameLength: maxFrameLength, log: logLimiter,
+                            deliver: deliver)
                     }
                 }
                 .bind(host: host, port: port).get()
@@ -331,6 +328,27 @@ public final class NIOPeerListener: Sendable {
         try? await server.close()
         for channel in connections.closeAll() { try? await channel.closeFuture.get() }
     }
+}
+
+/// The handlers that receive one peer connection: idle detection, framing, hello and batch checks.
+/// The listener and the peer-frame fuzz target (`FuzzTargets`) both build exactly this pipeline.
+package func addPeerReceiveHandlers(
+    to pipeline: ChannelPipeline.SynchronousOperations, localID: NodeID, clusterID: String, acceptedPeers: Set<NodeID>?,
+    options: NIOPeerOptions, log: @escaping @Sendable (String) -> Void, deliver: @escaping @Sendable ([Message]) -> Void
+) throws {
+    let rules = PeerReceiverHandler.Rules(
+        localID: localID, clusterID: clusterID, acceptedPeers: acceptedPeers, idleTimeout: options.deadPeerTimeout)
+    try addPeerReceiveHandlers(to: pipeline, rules: rules, maxFrameLength: options.maxFrameLength, log: LogLimiter(log: log), deliver: deliver)
+}
+
+private func addPeerReceiveHandlers(
+    to pipeline: ChannelPipeline.SynchronousOperations, rules: PeerReceiverHandler.Rules, maxFrameLength: Int, log: LogLimiter,
+    deliver: @escaping @Sendable ([Message]) -> Void
+) throws {
+    // Any bytes count as life, so a large frame arriving slowly is not cut off.
+    try pipeline.addHandler(IdleStateHandler(readTimeout: TimeAmount(rules.idleTimeout)))
+    try pipeline.addHandler(ByteToMessageHandler(PeerFrameDecoder(maxFrameLength: maxFrameLength)))
+    try pipeline.addHandler(PeerReceiverHandler(rules: rules, log: log, deliver: deliver))
 }
 
 /// Why a ``NIOPeerListener`` could not start.

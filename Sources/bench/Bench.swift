@@ -79,8 +79,9 @@ struct CommonOptions: ParsableArguments {
     var workDir: String { output.workDir }
 
     func validate() throws {
-        if let r = `repeat`, !(1...1000).contains(r) { throw ValidationError("--repeat must be between 1 and 1000") }
-        if let w = warmup, !(0...100).contains(w) { throw ValidationError("--warmup must be between 0 and 100") }
+        try checkRange(`repeat`, "--repeat", 1...1000)
+        try checkRange(warmup, "--warmup", 0...100)
+        try checkRange(injectAgentDelayMs, "--inject-agent-delay-ms", 0...3_600_000)
     }
 
     var repeats: Int { `repeat` ?? (quick ? 3 : 5) }
@@ -91,14 +92,6 @@ struct CommonOptions: ParsableArguments {
             repeats: repeats, warmups: warmups, quick: quick, workDirectory: workDir, progress: progress, keepCluster: keepCluster,
             agentArguments: injectAgentDelayMs > 0 ? ["--inject-delay-ms", String(injectAgentDelayMs)] : [])
     }
-}
-
-func parseList(_ text: String, _ name: String, range: ClosedRange<Int>) throws -> [Int] {
-    let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-    guard !values.isEmpty, values.allSatisfy({ $0 != nil && range.contains($0!) }) else {
-        throw ValidationError("--\(name) takes comma-separated integers between \(range.lowerBound) and \(range.upperBound), got '\(text)'")
-    }
-    return values.map { $0! }
 }
 
 /// OpenBLAS chooses its kernel when it loads: restart with the right `OPENBLAS_CORETYPE` if it
@@ -121,6 +114,12 @@ struct PhaseCommand: AsyncParsableCommand {
         @Option(help: "BLAS thread counts (default 1 and the core count).") var threads: String?
         @Option(help: "float32 or float64.") var precision = "float32"
 
+        func validate() throws {
+            _ = try sizes()
+            _ = try threadList()
+            _ = try prec()
+        }
+
         func run() async throws { _ = try await perform(Progress(quiet: false)) }
 
         /// Runs the phase with these options (defaults resolved here only; `bench all` calls it too).
@@ -130,13 +129,13 @@ struct PhaseCommand: AsyncParsableCommand {
             }
         }
 
-        func sizes() throws -> [Int] { try parseList(size ?? (common.quick ? "500,1000,2000" : "1000,2000,4096,8192"), "size", range: 1...65_536) }
+        func sizes() throws -> [Int] { try parseList(size ?? (common.quick ? "500,1000,2000" : "1000,2000,4096,8192"), "size", range: matrixSizes) }
         func threadList() throws -> [Int] {
             try threads.map { try parseList($0, "threads", range: 1...1024) } ?? Array(Set([1, CPUInfo.logicalCores])).sorted()
         }
         func prec() throws -> Precision {
-            guard let p = Precision(rawValue: precision) else { throw ValidationError("--precision must be float32 or float64") }
-            return p
+            try checkChoice(precision, "--precision", Precision.allCases.map(\.rawValue))
+            return Precision(rawValue: precision)!
         }
         func parameters() throws -> [String: String] {
             ["sizes": try sizes().map(String.init).joined(separator: ","), "threads": try threadList().map(String.init).joined(separator: ","),
@@ -153,11 +152,23 @@ struct PhaseCommand: AsyncParsableCommand {
         @Option(help: "Small submissions in the latency stream (default 2000; quick 400).") var stream: Int?
         @Option(help: "Concurrent clients of the stream.") var clients = 4
 
+        func validate() throws {
+            try checkRange(nodes, "--nodes", localClusterNodes)
+            _ = try sizeList()
+            try checkRange(stream, "--stream", 1...1_000_000)
+            // Each client takes every clients-th submission of the stream.
+            try checkRange(clients, "--clients", 1...1024)
+        }
+
+        func sizeList() throws -> [Int] {
+            try parseList(size ?? (common.quick ? "256,1024,2048" : "512,1024,2048,4096"), "size", range: matrixSizes)
+        }
+
         func run() async throws { _ = try await perform(Progress(quiet: false)) }
 
         func perform(_ progress: Progress) async throws -> Int64 {
             let n = nodes ?? (common.quick ? 3 : 5)
-            let sizes = try parseList(size ?? (common.quick ? "256,1024,2048" : "512,1024,2048,4096"), "size", range: 1...65_536)
+            let sizes = try sizeList()
             let count = stream ?? (common.quick ? 400 : 2000)
             let parameters = ["nodes": String(n), "sizes": sizes.map(String.init).joined(separator: ","), "stream": String(count),
                               "clients": String(clients), "repeat": String(common.repeats), "warmup": String(common.warmups)]
@@ -176,11 +187,20 @@ struct PhaseCommand: AsyncParsableCommand {
         @Option(help: "Matrix size (default 4096; quick 1024).") var size: Int?
         @Option(help: "Tasks per agent in each round.") var tasksPerAgent = 4
 
+        func validate() throws {
+            try checkRange(nodes, "--nodes", localClusterNodes)
+            _ = try agentCounts()
+            try checkRange(size, "--size", matrixSizes)
+            try checkRange(tasksPerAgent, "--tasks-per-agent", 1...1000)
+        }
+
+        func agentCounts() throws -> [Int] { try parseList(agents ?? (common.quick ? "1,2,3" : "1,2,3,4,5"), "agents", range: 1...64) }
+
         func run() async throws { _ = try await perform(Progress(quiet: false)) }
 
         func perform(_ progress: Progress) async throws -> Int64 {
             let n = nodes ?? (common.quick ? 3 : 5)
-            let counts = try parseList(agents ?? (common.quick ? "1,2,3" : "1,2,3,4,5"), "agents", range: 1...64)
+            let counts = try agentCounts()
             let s = size ?? (common.quick ? 1024 : 4096)
             let parameters = ["nodes": String(n), "agents": counts.map(String.init).joined(separator: ","), "size": String(s),
                               "tasks_per_agent": String(tasksPerAgent), "repeat": String(common.repeats), "warmup": String(common.warmups)]
@@ -200,10 +220,26 @@ struct PhaseCommand: AsyncParsableCommand {
         @Option(help: "Matrix size of the load (default 2000; quick 512).") var size: Int?
         @Option(help: "What to kill: leader or agent.") var victim = "leader"
 
+        func validate() throws {
+            try checkChoice(victim, "--victim", FailoverVictim.allCases.map(\.rawValue))
+            if victim == FailoverVictim.leader.rawValue {
+                try checkRange(nodes, "--nodes", 3...localClusterNodes.upperBound, why: "with --victim leader, a majority must survive the kill")
+            } else {
+                try checkRange(nodes, "--nodes", localClusterNodes)
+            }
+            if victim == FailoverVictim.agent.rawValue {
+                try checkRange(agents, "--agents", 2...64, why: "with --victim agent, another agent must finish the load")
+            } else {
+                try checkRange(agents, "--agents", 1...64)
+            }
+            try checkRange(trials, "--trials", 1...1000)
+            try checkRange(size, "--size", matrixSizes)
+        }
+
         func run() async throws { _ = try await perform(Progress(quiet: false)) }
 
         func perform(_ progress: Progress) async throws -> Int64 {
-            guard let v = FailoverVictim(rawValue: victim) else { throw ValidationError("--victim must be leader or agent") }
+            guard let v = FailoverVictim(rawValue: victim) else { throw ValidationError("--victim must be one of leader, agent, not '\(victim)'") }
             let n = nodes ?? (common.quick ? 3 : 5)
             let t = trials ?? (common.quick ? 3 : 10)
             let s = size ?? (common.quick ? 512 : 2000)

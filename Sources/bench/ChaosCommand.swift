@@ -39,22 +39,27 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(help: "Seconds of load after a fault heals (default 5; quick 2).") var recovery: Double?
 
     func validate() throws {
-        guard nodes >= 3 else { throw ValidationError("--nodes must be at least 3") }
-        guard (1...64).contains(agents), (1...64).contains(clients), (0...64).contains(pinnedClients) else {
-            throw ValidationError("--agents and --clients must be between 1 and 64, --pinned-clients between 0 and 64")
-        }
-        guard (16...4096).contains(size) else { throw ValidationError("--size must be between 16 and 4096") }
+        try checkRange(nodes, "--nodes", 3...localClusterNodes.upperBound, why: "the zone split needs 2 zones and a majority")
+        try checkRange(agents, "--agents", 1...64)
+        try checkRange(clients, "--clients", 1...64)
+        try checkRange(pinnedClients, "--pinned-clients", 0...64)
+        try checkRange(size, "--size", 16...4096)
+        // Seconds become Durations (which trap on infinities) and whole milliseconds.
+        try checkRange(warmupSeconds, "--warmup-seconds", 0...3600, unit: "seconds")
+        try checkRange(hold, "--hold", 0.1...3600, unit: "seconds")
+        try checkRange(recovery, "--recovery", 0...3600, unit: "seconds")
         _ = try scenarios()
     }
 
     func scenarios() throws -> [ChaosScenario] {
         if scenario == "all" { return ChaosScenario.allCases }
-        return try scenario.split(separator: ",").map { name in
-            guard let s = ChaosScenario(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("--scenario: '\(name)' is not one of all, \(ChaosScenario.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return s
+        let names = scenario.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let list = names.compactMap(ChaosScenario.init(rawValue:))
+        guard !list.isEmpty, list.count == names.count else {
+            throw ValidationError(
+                "--scenario must be 'all' or a comma-separated list of \(ChaosScenario.allCases.map(\.rawValue).joined(separator: ", ")), not '\(scenario)'")
         }
+        return list
     }
 
     var settings: ChaosSettings {

@@ -212,7 +212,7 @@ func runScaling(nodes: Int, agentCounts: [Int], size: Int, tasksPerAgent: Int, c
 
 // MARK: - failover
 
-enum FailoverVictim: String, Sendable { case leader, agent }
+enum FailoverVictim: String, Sendable, CaseIterable { case leader, agent }
 
 /// Under a steady task load, SIGKILL the leader (or an agent running a task) and time the recovery;
 /// count tasks lost or recorded twice (must be 0). The victim is restarted between trials.

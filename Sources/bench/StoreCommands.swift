@@ -23,6 +23,8 @@ struct ListCommand: AsyncParsableCommand {
     @Option(help: "At most this many.") var limit = 50
     @Flag(help: "Print JSON.") var json = false
 
+    func validate() throws { try checkRange(limit, "--limit", 1...1_000_000) }
+
     func run() async throws {
         let runs = try store.open().runs(phase: phase, limit: limit)
         if json {
@@ -128,6 +130,9 @@ struct CompareCommand: AsyncParsableCommand {
     @Option(help: "Relative change below which a difference is noise.") var threshold = 0.05
     @Option(help: "Only these metrics (comma-separated); default: all shared ones.") var metrics: String?
     @Flag(help: "Print JSON.") var json = false
+
+    /// A relative change: 0 calls every significant change better or worse; 1 only changes beyond 100 %.
+    func validate() throws { try checkRange(threshold, "--threshold", 0...1) }
 
     func run() async throws {
         let s = try store.open()

@@ -43,10 +43,10 @@ struct AgentCommand: AsyncParsableCommand {
     var drainTimeout: Double = 0
 
     func validate() throws {
-        guard (1...1024).contains(slots) else { throw ValidationError("--slots must be between 1 and 1024") }
-        guard !id.isEmpty, id.utf8.count <= 256 else { throw ValidationError("--id must have 1 to 256 bytes") }
-        guard injectDelayMs >= 0 else { throw ValidationError("--inject-delay-ms must not be negative") }
-        guard (0...86_400).contains(drainTimeout) else { throw ValidationError("--drain-timeout must be between 0 and 86400 seconds") }
+        try checkRange(slots, "--slots", 1...1024)
+        try checkLength(id, "--id", 1...256)
+        try checkRange(injectDelayMs, "--inject-delay-ms", 0...3_600_000)
+        try checkRange(drainTimeout, "--drain-timeout", 0...86_400, unit: "seconds")
     }
 
     func run() async throws {

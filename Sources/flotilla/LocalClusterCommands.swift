@@ -43,26 +43,38 @@ struct ClusterCommand: AsyncParsableCommand {
             help: "How Raft messages travel between nodes: nio (frames on each node's peer port) or grpc (streams on the client port). Default: the folder's previous choice, else nio.",
             transform: { text in
                 guard let kind = ClusterConfig.PeerTransportKind(rawValue: text) else {
-                    throw ValidationError("--peer-transport must be nio or grpc, got '\(text)'")
+                    throw ValidationError(
+                        "--peer-transport must be one of \(ClusterConfig.PeerTransportKind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
                 }
                 return kind
             })
         var peerTransport: ClusterConfig.PeerTransportKind?
 
         func validate() throws {
-            guard (1...9).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 9") }
-            guard (0...64).contains(agents) else { throw ValidationError("--agents must be between 0 and 64") }
-            guard (1...1024).contains(slots) else { throw ValidationError("--slots must be between 1 and 1024") }
-            if let heartbeat, !(0.01...60).contains(heartbeat) { throw ValidationError("--heartbeat must be between 0.01 and 60 seconds") }
-            if let deadAfter, !(0.02...3600).contains(deadAfter) { throw ValidationError("--dead-after must be between 0.02 and 3600 seconds") }
-            if let base = metricsBasePort, !(1...(65_536 - nodes)).contains(base) {
-                throw ValidationError("--metrics-base-port must be between 1 and \(65_536 - nodes)")
+            try checkRange(nodes, "--nodes", localClusterNodes)
+            try checkRange(agents, "--agents", 0...64)
+            try checkRange(slots, "--slots", 1...1024)
+            try checkRange(heartbeat, "--heartbeat", 0.01...60, unit: "seconds")
+            try checkRange(deadAfter, "--dead-after", 0.02...3600, unit: "seconds")
+            try checkRange(agentDelayMs, "--agent-delay-ms", 0...3_600_000)
+            // Node N serves on BASE+N-1: the last node's port must exist too.
+            try checkRange(metricsBasePort, "--metrics-base-port", 1...(65_536 - nodes), why: "node \(nodes) serves metrics on the base + \(nodes - 1)")
+            if let problem = scheduler.problem {
+                throw ValidationError("--heartbeat and --dead-after do not fit together: \(problem)")
             }
+        }
+
+        /// The leader's failure detection with --heartbeat and --dead-after (the defaults otherwise).
+        var scheduler: SchedulerConfig {
+            var scheduler = SchedulerConfig()
+            if let heartbeat { scheduler.heartbeatInterval = Millis(heartbeat * 1000) }
+            if let deadAfter { scheduler.deadAfter = Millis(deadAfter * 1000) }
+            return scheduler
         }
 
         func run() async throws {
             let cluster = LocalCluster(dir: dir)
-            let existing = (1...9).map(NodeID.init).filter(cluster.isRunning)
+            let existing = localClusterNodes.map(NodeID.init).filter(cluster.isRunning)
             guard existing.isEmpty else {
                 throw CLIError("a cluster is already running in \(dir) (nodes \(existing)); stop it with `flotilla cluster down --dir \(dir)`")
             }
@@ -70,10 +82,7 @@ struct ClusterCommand: AsyncParsableCommand {
                 throw CLIError(
                     "\(dir) holds a stopped cluster of \(previous.nodes.count) nodes and its data; start it again with --nodes \(previous.nodes.count), or delete it first with `flotilla cluster down --dir \(dir) --purge`")
             }
-            var scheduler = SchedulerConfig()
-            if let heartbeat { scheduler.heartbeatInterval = Millis(heartbeat * 1000) }
-            if let deadAfter { scheduler.deadAfter = Millis(deadAfter * 1000) }
-            if let problem = scheduler.problem { throw ValidationError(problem) }
+            let scheduler = self.scheduler
             let config = try cluster.writeConfig(nodes: nodes, scheduler: scheduler, peerTransport: peerTransport)
             for n in config.nodes {
                 try cluster.setMetricsPort(n.id, metricsBasePort.map { $0 + Int(n.id) - 1 })
@@ -140,6 +149,10 @@ struct ClusterCommand: AsyncParsableCommand {
 
         @Option(help: "The cluster's folder.")
         var dir = LocalCluster.defaultDirectory
+
+        func validate() throws {
+            try checkRange(id, "<id>", UInt64(localClusterNodes.lowerBound)...UInt64(localClusterNodes.upperBound))
+        }
 
         func run() async throws {
             let cluster = LocalCluster(dir: dir)

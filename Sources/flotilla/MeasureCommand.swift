@@ -30,9 +30,9 @@ struct MeasureCommand: AsyncParsableCommand {
         var size = 128
 
         func validate() throws {
-            guard clients >= 1, clients <= 1024 else { throw ValidationError("--clients must be between 1 and 1024") }
-            guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
-            guard size >= 0, size <= 1 << 20 else { throw ValidationError("--size must be at most 1 MiB") }
+            try checkRange(clients, "--clients", 1...1024)
+            try checkRange(seconds, "--seconds", 0.001...600, unit: "seconds")
+            try checkRange(size, "--size", 0...(1 << 20), unit: "bytes")
         }
 
         func run() async throws {
@@ -80,7 +80,7 @@ struct MeasureCommand: AsyncParsableCommand {
         var trials = 20
 
         func validate() throws {
-            guard trials >= 1, trials <= 1000 else { throw ValidationError("--trials must be between 1 and 1000") }
+            try checkRange(trials, "--trials", 1...1000)
         }
 
         func run() async throws {

@@ -33,7 +33,8 @@ extension MeasureCommand {
         var size: UInt32 = 128
 
         func validate() throws {
-            guard (1...1000).contains(trials) else { throw ValidationError("--trials must be between 1 and 1000") }
+            try checkRange(trials, "--trials", 1...1000)
+            try checkRange(size, "--size", 1...TaskSpec.maxSize)
         }
 
         func run() async throws {

@@ -43,7 +43,9 @@ struct NodeCommand: AsyncParsableCommand {
     var diskFaultFile: String?
 
     func validate() throws {
-        if let p = metricsPort, !(1...65_535).contains(p) { throw ValidationError("--metrics-port must be between 1 and 65535") }
+        // Ids in a configuration are positive integers (ClusterConfig).
+        try checkRange(id, "--id", 1...)
+        try checkRange(metricsPort, "--metrics-port", 1...65_535)
     }
 
     func run() async throws {
@@ -108,7 +110,7 @@ struct NodeCommand: AsyncParsableCommand {
             services.insert(RaftPeerService(deliver: deliver), at: 0)
         }
         let server = GRPCServer(
-            transport: HTTP2ServerTransport.Posix(address: .ipv4(host: me.host, port: me.port), transportSecurity: .plaintext),
+            transport: makeServerTransport(host: me.host, port: me.port),
             services: services)
         var metricsChannel: (any Channel)?
         if let metricsPort {

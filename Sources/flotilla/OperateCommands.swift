@@ -74,6 +74,10 @@ struct TransferLeadershipCommand: AsyncParsableCommand {
 
     @OptionGroup var location: ClusterLocation
 
+    func validate() throws {
+        try checkRange(to, "--to", 1...)
+    }
+
     func run() async throws {
         let addresses = try location.addresses()
         let statuses = try await nodeStatuses(addresses).compactMap(\.status)

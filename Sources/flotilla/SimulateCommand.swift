@@ -92,27 +92,27 @@ struct SimulateCommand: AsyncParsableCommand {
     var quiet = false
 
     func validate() throws {
-        if seeds == 0 { throw ValidationError("--seeds must be at least 1") }
-        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-        if traceLength < 0 { throw ValidationError("--trace-length must not be negative") }
-        if firstSeed > UInt64.max - seeds { throw ValidationError("--first-seed + --seeds overflows") }
+        try checkRange(seeds, "--seeds", 1...1_000_000_000)
+        try checkRange(nodes, "--nodes", 1...9)
+        try checkRange(spareNodes, "--spare-nodes", 0...4)
+        // Simulated time is counted in microseconds; an hour of each keeps every sum far from overflowing.
+        try checkRange(faultMs, "--fault-ms", 0...3_600_000)
+        try checkRange(livenessMs, "--liveness-ms", 1_000...3_600_000)
+        // The trace is a ring buffer of this many events, allocated up front for a replayed seed.
+        try checkRange(traceLength, "--trace-length", 0...1_000_000)
+        try checkRange(jobs, "--jobs", 1...max(1024, ProcessInfo.processInfo.activeProcessorCount))
+        if firstSeed > UInt64.max - seeds {
+            throw ValidationError("--first-seed + --seeds must be at most \(UInt64.max), not \(firstSeed) + \(seeds)")
+        }
         if manifest {
-            for name in injectBug where ManifestBug(rawValue: name) == nil {
-                throw ValidationError("unknown manifest bug '\(name)'; known: \(ManifestBug.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
+            for name in injectBug { try checkChoice(name, "--inject-bug (with --manifest)", ManifestBug.allCases.map(\.rawValue)) }
             if durableDir != nil { throw ValidationError("--durable-dir does not apply to --manifest") }
-            for name in disableCheck where ManifestViolation.Property(rawValue: name) == nil {
-                throw ValidationError("unknown check '\(name)'; known: \(ManifestViolation.Property.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            for name in modelFlaw where ControlPlaneFlaw(rawValue: name) == nil {
-                throw ValidationError("unknown flaw '\(name)'; known: \(ControlPlaneFlaw.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
+            for name in disableCheck { try checkChoice(name, "--disable-check", ManifestViolation.Property.allCases.map(\.rawValue)) }
+            for name in modelFlaw { try checkChoice(name, "--model-flaw", ControlPlaneFlaw.allCases.map(\.rawValue)) }
             do { try manifestOptions.validate() } catch { throw ValidationError(error.description) }
             return
         }
-        for name in injectBug where InjectedBug(rawValue: name) == nil {
-            throw ValidationError("unknown bug '\(name)'; known: \(InjectedBug.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        for name in injectBug { try checkChoice(name, "--inject-bug", InjectedBug.allCases.map(\.rawValue)) }
         do { try options.validate() } catch { throw ValidationError(error.description) }
     }
 

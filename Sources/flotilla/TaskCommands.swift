@@ -85,12 +85,20 @@ struct SubmitCommand: AsyncParsableCommand {
     @OptionGroup var location: ClusterLocation
 
     func validate() throws {
-        guard TaskKind(name: kind) != nil else { throw ValidationError("unknown task kind '\(kind)' (known: matmul)") }
-        guard TaskPrecision(name: precision) != nil else { throw ValidationError("--precision must be float32 or float64") }
-        guard (1...TaskSpec.maxSize).contains(size) else { throw ValidationError("--size must be between 1 and \(TaskSpec.maxSize)") }
-        guard (1...100_000).contains(count) else { throw ValidationError("--count must be between 1 and 100000") }
-        guard timeout >= 0 else { throw ValidationError("--timeout must not be negative") }
-        guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be between 1 and 100") }
+        guard TaskKind(name: kind) != nil else { throw ValidationError("<kind> must be one of matmul, not '\(kind)'") }
+        try checkChoice(precision, "--precision", ["float32", "float64", "f32", "f64", "single", "double"])  // TaskPrecision(name:)
+        try checkRange(size, "--size", 1...TaskSpec.maxSize)
+        try checkRange(count, "--count", 1...RequestLimits.tasksPerSubmission)
+        // The cluster refuses more than 1024 BLAS threads (0: OpenBLAS's default).
+        try checkRange(threads, "--threads", 0...1024)
+        // The cluster's limit (7 days); seconds become whole milliseconds in the request.
+        try checkRange(timeout, "--timeout", 0...Double(RequestLimits.taskTimeoutMillis / 1000), unit: "seconds")
+        try checkRange(maxAttempts, "--max-attempts", 1...100)
+        try checkRange(waitTimeout, "--wait-timeout", 0...2_592_000, unit: "seconds")
+        // The cluster refuses longer names and keys.
+        try checkLength(zone, "--zone", 0...RequestLimits.nameBytes)
+        try checkLength(job, "--job", 0...RequestLimits.nameBytes)
+        try checkLength(key, "--key", 0...RequestLimits.keyBytes)
         if verify && !wait { throw ValidationError("--verify needs --wait") }
     }
 
@@ -213,9 +221,9 @@ struct TasksCommand: AsyncParsableCommand {
     @OptionGroup var location: ClusterLocation
 
     func validate() throws {
-        if let state, TaskState(name: state) == nil {
-            throw ValidationError("--state must be one of \(TaskState.allCases.map(\.description).joined(separator: ", "))")
-        }
+        try checkChoice(state, "--state", TaskState.allCases.map(\.description))
+        // The cluster returns at most 100000 tasks per call (and 1000 for 0).
+        try checkRange(limit, "--limit", 1...RequestLimits.listPage)
     }
 
     func run() async throws {
@@ -260,6 +268,7 @@ struct TaskCommand: AsyncParsableCommand {
     @OptionGroup var location: ClusterLocation
 
     func validate() throws {
+        try checkRange(id, "<id>", 1...)  // task ids start at 1
         if cancel && retry { throw ValidationError("give --cancel or --retry, not both") }
     }
 

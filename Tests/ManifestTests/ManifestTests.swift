@@ -36,6 +36,17 @@ func join(_ m: inout TaskManifest, _ id: AgentID, zone: String = "z1", slots: UI
         #expect(m[2]!.spec.seed == 2)  // seeds follow the first one
     }
 
+    /// Issue #7's first finding: `ListTasks` with `after_id = 2^64 - 1` trapped on `after + 1`
+    /// and stopped the node that served it. Any id a client can send lists safely.
+    @Test(arguments: [UInt64.max, UInt64.max - 1, 1 << 63, 4, 3, 0])
+    func listingAfterAnyIDNeverTraps(after: UInt64) {
+        var m = TaskManifest()
+        apply(&m, .submit(key: "", spec: spec(), count: 4, at: 1))
+        let listed = m.list(after: after).map(\.id)
+        #expect(listed == Array((after < 4 ? after + 1 : 5)..<5))
+        #expect(m.list(after: after, limit: 0).isEmpty)
+    }
+
     @Test func absurdSubmissionsAreRefused() {
         var m = TaskManifest()
         guard case .refused = apply(&m, .submit(key: "", spec: spec(0), count: 1, at: 1)) else { Issue.record("size 0 accepted"); return }
