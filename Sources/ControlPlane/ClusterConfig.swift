@@ -127,7 +127,16 @@ public struct ClusterConfig: Sendable, Hashable {
     public static func parse(yaml text: String, source: String = "cluster.yaml") throws(ConfigError) -> ClusterConfig {
         let root: Any?
         do {
+            // Yams' `load` force-unwraps every mapping key as a string and so crashes the process
+            // on a YAML complex key (`? [a, b]: 1`); found by the cluster-config fuzz target. Such
+            // a key is refused first, from the composed tree.
+            if let tree = try Yams.compose(yaml: text), let key = firstNonScalarKey(tree) {
+                let line = key.mark.map { " (line \($0.line))" } ?? ""
+                throw ConfigError(source: source, field: "", message: "has a mapping key that is not a plain name\(line): keys are field names")
+            }
             root = try Yams.load(yaml: text)
+        } catch let error as ConfigError {
+            throw error
         } catch {
             throw ConfigError(source: source, field: "", message: "is not valid YAML: \(error)")
         }
@@ -316,4 +325,22 @@ private func hostPort(_ address: String, field: String, _ fail: (String, String)
         throw fail(field, "'\(address)' has no valid port (1-65535)")
     }
     return (host, port)
+}
+
+/// The first mapping key under `node` that is not a scalar (nil: every key is one).
+private func firstNonScalarKey(_ node: Node) -> Node? {
+    switch node {
+    case .mapping(let mapping):
+        for (key, value) in mapping {
+            if key.scalar == nil { return key }
+            if let bad = firstNonScalarKey(value) { return bad }
+        }
+    case .sequence(let sequence):
+        for value in sequence {
+            if let bad = firstNonScalarKey(value) { return bad }
+        }
+    default:
+        break
+    }
+    return nil
 }

@@ -17,6 +17,18 @@ import Testing
             data_dir: /tmp/d2
         """
 
+    /// Found by the cluster-config fuzz target: a YAML complex key made Yams force-unwrap nil and
+    /// crashed `flotilla node` instead of naming the problem.
+    @Test(arguments: ["? [a, b]: 1\n", "nodes:\n  - ? {id: 1}: x\n", "cluster_id: c\n? - x\n: y\n"])
+    func aComplexKeyIsAnErrorNotACrash(yaml: String) {
+        #expect(throws: ConfigError.self) { _ = try ClusterConfig.parse(yaml: yaml) }
+        do {
+            _ = try ClusterConfig.parse(yaml: yaml)
+        } catch {
+            #expect(error.description.contains("not a plain name"), "\(error)")
+        }
+    }
+
     @Test func parsesAndRoundTrips() throws {
         let c = try ClusterConfig.parse(yaml: valid)
         #expect(c.nodes.map(\.id) == [1, 2])

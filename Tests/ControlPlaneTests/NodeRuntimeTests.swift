@@ -223,3 +223,58 @@ struct NodeRuntimeTests {
         }
     }
 }
+
+/// Found while building issue #7's in-process cluster: once a node's thread had ended, a request
+/// posted to it (the orchestrator's role poll, a client's status) waited forever, so nothing that
+/// asked a stopped node could finish. Now it fails at once with `stopped`.
+@Suite(.timeLimit(.minutes(1)))
+struct StoppedNodeTests {
+    @Test func aStoppedNodeAnswersEveryRequestWithStopped() async throws {
+        let node = NodeRuntime(
+            options: NodeOptions(raft: RaftConfig(id: 1), bootstrap: Configuration(voters: [1])), transport: InMemoryNetwork().transport,
+            storage: { MemoryStorage() }, stateMachine: { KeyValueStore() })
+        let running = Task { try await node.run() }
+        _ = try await node.status()
+        node.stop(transferLeadership: false)
+        try await running.value
+        await #expect(throws: NodeError.stopped) { _ = try await node.status() }
+        await #expect(throws: NodeError.stopped) { _ = try await node.propose(KeyValueStore.put([1], [1])) }
+        await #expect(throws: NodeError.stopped) { _ = try await node.read(KeyValueStore.count) }
+    }
+}
+
+/// Issue #7: a membership change must leave a quorum of voters that are up. With one of three
+/// nodes down, removing a live follower (which would leave {leader, dead node}: no quorum) is
+/// refused with the node to bring back, while removing the dead one (the repair) goes through.
+/// Without the check in the node thread the first change commits and the cluster stops.
+@Suite(.timeLimit(.minutes(2)))
+struct MembershipChangeTests {
+    @Test func aChangeThatWouldLoseTheQuorumIsRefused() async throws {
+        try await withCluster(size: 3) { cluster in
+            let leader = try await cluster.leader()
+            let others = cluster.ids.filter { $0 != leader }
+            let (down, live) = (others[0], others[1])
+            await cluster.crash(down)
+            // The leader notices within an election timeout (10 ticks of 10 ms); wait well past it.
+            try await Task.sleep(for: .milliseconds(500))
+            let node = try #require(cluster.nodes[leader])
+            do {
+                _ = try await node.changeMembership(.removeVoter(live))
+                Issue.record("removing live node \(live) while node \(down) is down was accepted")
+            } catch let error as NodeError {
+                guard case .refused(.invalidConfigurationChange(let why)) = error else {
+                    Issue.record("unexpected error: \(error)")
+                    return
+                }
+                #expect(why.contains("bring node \(down) back first"), "\(why)")
+            }
+            do {
+                _ = try await node.changeMembership(.addVoter(9))
+                Issue.record("adding a fourth voter while node \(down) is down was accepted")
+            } catch {}
+            // Removing the node that is down repairs the cluster.
+            _ = try await node.changeMembership(.removeVoter(down))
+            _ = try await cluster.put("after", "repair", client: "m", sequence: 1)
+        }
+    }
+}
