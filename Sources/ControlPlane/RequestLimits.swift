@@ -27,7 +27,7 @@ public enum RequestLimits {
     public static let reasonBytes = 4096
     public static let kernelBytes = 256
     /// Tasks one submission may create.
-    public static let tasksPerSubmission: UInt32 = 100_000
+    public static let tasksPerSubmission = TaskManifest.maxTasksPerSubmission
     /// A task's own timeout (`spec.timeout_ms`): 7 days.
     public static let taskTimeoutMillis: UInt64 = 7 * 24 * 3_600_000
     /// Tasks one `ListTasks` answer may hold, and how many it holds when `limit` is 0. An answer

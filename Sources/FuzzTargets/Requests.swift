@@ -80,8 +80,10 @@ extension InProcessCluster {
     /// Sends the request and checks what must hold whatever a client sends: the answer is an
     /// answer or a deliberate refusal (never `UNKNOWN` or `INTERNAL`, the codes of an error no
     /// handler expected), every node still answers, and nothing malformed was ever applied.
-    public func check(_ method: RequestMethod, payload: [UInt8], to node: Int) async throws(FuzzFinding) -> RequestOutcome {
-        let outcome = await send(method, payload: payload, to: node)
+    public func check(
+        _ method: RequestMethod, payload: [UInt8], to node: Int, shortTimeout: Duration = .milliseconds(50)
+    ) async throws(FuzzFinding) -> RequestOutcome {
+        let outcome = await send(method, payload: payload, to: node, shortTimeout: shortTimeout)
         if case .refused(let code, let message) = outcome, code == .unknown || code == .internalError {
             throw FuzzFinding("\(method) answered \(code): \(message)")
         }

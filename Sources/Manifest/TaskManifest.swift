@@ -30,6 +30,11 @@ public struct TaskManifest: Sendable {
 
     public init() {}
 
+    /// The most tasks one submission creates: the one limit the service checks requests against
+    /// (`RequestLimits.tasksPerSubmission`) and the manifest re-checks on apply. (It was 1,000,000
+    /// here against 100,000 in the service; a fuzzed million-task command took a minute to apply.)
+    public static let maxTasksPerSubmission: UInt32 = 100_000
+
     public subscript(task: TaskID) -> TaskRecord? { tasks[task] }
 
     /// Tasks in id order, optionally only those in `state`; at most `limit`, starting after `after`.
@@ -114,7 +119,9 @@ public struct TaskManifest: Sendable {
             return .submitted(first: existing.first, count: existing.count, existing: true)
         }
         if let problem = spec.problem { return .refused(problem) }
-        guard count >= 1, count <= 1_000_000 else { return .refused("count must be between 1 and 1000000, not \(count)") }
+        guard count >= 1, count <= Self.maxTasksPerSubmission else {
+            return .refused("count must be between 1 and \(Self.maxTasksPerSubmission), not \(count)")
+        }
         let first = nextTaskID
         for k in 0..<UInt64(count) {
             var s = spec
