@@ -98,6 +98,10 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strictSettings),
+        // The range and choice checks both executables' `validate()` make, with one message format.
+        .target(
+            name: "CommandLineChecks", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSettings),
         // Local clusters of node and agent processes in one folder (`flotilla cluster`, bench).
         // A TCP proxy per peer link whose cut, delay, jitter and loss the chaos suite changes at run
         // time: real sockets between real processes, in user space (this kernel has no netem).
@@ -123,7 +127,7 @@ let package = Package(
             name: "flotilla",
             dependencies: [
                 "Simulation", "Raft", "RaftStorage", "RaftTransport", "ControlPlane", "FlotillaProto",
-                "Manifest", "Kernels", "Agent", "LocalCluster",
+                "Manifest", "Kernels", "Agent", "LocalCluster", "CommandLineChecks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -141,7 +145,7 @@ let package = Package(
             name: "bench",
             dependencies: [
                 "BenchStore", "BenchCharts", "BenchStatistics", "ControlPlane", "LocalCluster", "Kernels", "Manifest", "FlotillaProto",
-                "FaultProxy", "ChaosCheck",
+                "FaultProxy", "ChaosCheck", "CommandLineChecks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
